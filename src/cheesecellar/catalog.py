@@ -1,0 +1,360 @@
+"""The projects and their files: recorded facts, uploads, removals, and cached reads."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.version import InvalidVersion, Version
+
+from .distributions import Distribution, check_upload_filename, normalize_name, parse_filename
+from .errors import (
+    BadRequest,
+    DigestMismatch,
+    FileExists,
+    Forbidden,
+    InvalidDistribution,
+    NotFound,
+    TooLarge,
+)
+from .metadata import CoreMetadata, read_metadata
+from .records import FileRecord, Project, project_from_json, project_to_json, utc_now
+from .storage import AlreadyExists, Conflict, FileStorage
+from .storage.filesystem import safe_join
+
+log = logging.getLogger(__name__)
+
+PROJECTS_DOC = "index/_projects.json"
+CHUNK = 1024 * 1024
+_CAS_ATTEMPTS = 40
+
+
+def manifest_key(normalized: str) -> str:
+    return f"index/{normalized}.json"
+
+
+def metadata_key(filename: str) -> str:
+    return f"metadata/{filename}.metadata"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An upload as the web layer hands it over: plain values and a stream."""
+
+    filename: str
+    name: str
+    version: str
+    stream: BinaryIO
+    digests: dict[str, str]  # "sha256" / "blake2_256" / "md5" -> hex, as sent
+    uploader: str | None = None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What hashing and reading a file's metadata found."""
+
+    sha256: str
+    size: int
+    metadata: CoreMetadata | None
+
+
+def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
+    """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
+    sha = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            sha.update(chunk)
+            size += len(chunk)
+    try:
+        meta: CoreMetadata | None = read_metadata(path, dist)
+    except InvalidDistribution:
+        if strict:
+            raise
+        log.warning("cannot read the metadata of %s; listed without it", path)
+        meta = None
+    return Facts(sha.hexdigest(), size, meta)
+
+
+class Catalog:
+    """The index's projects, backed by storage documents and cached per process."""
+
+    def __init__(
+        self,
+        roots: Sequence[Path],
+        *,
+        overwrite: bool = False,
+        max_upload_bytes: int | None = None,
+    ) -> None:
+        self.roots = [Path(r) for r in roots]
+        self.storage = FileStorage(self.roots[0])
+        self.overwrite = overwrite
+        self.max_upload_bytes = max_upload_bytes
+        self._lock = threading.RLock()
+        self._projects: dict[str, Project] = {}
+        self._names: tuple[str, dict[str, str]] | None = None  # (doc version, normalized->name)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    def project(self, normalized: str) -> Project | None:
+        """The project's current manifest; one stat when nothing changed."""
+        key = manifest_key(normalized)
+        version = self.storage.doc_version(key)
+        if version is None:
+            return None
+        with self._lock:
+            cached = self._projects.get(normalized)
+            if cached is not None and cached.version == version:
+                return cached
+        got = self.storage.read_doc(key)
+        if got is None:
+            return None
+        project = project_from_json(normalized, *got)
+        with self._lock:
+            self._projects[normalized] = project
+        return project
+
+    def project_names(self) -> tuple[str, dict[str, str]]:
+        """(version, {normalized: display name}) of every project that has files."""
+        version = self.storage.doc_version(PROJECTS_DOC) or ""
+        with self._lock:
+            if self._names is not None and self._names[0] == version:
+                return self._names
+        got = self.storage.read_doc(PROJECTS_DOC)
+        names: dict[str, str] = json.loads(got[0]) if got else {}
+        result = (got[1] if got else "", names)
+        with self._lock:
+            self._names = result
+        return result
+
+    def locate(self, filename: str) -> tuple[Project, FileRecord] | None:
+        """The project and record of a listed file, looked up by its name alone."""
+        try:
+            dist = parse_filename(filename)
+        except BadRequest:
+            return None
+        project = self.project(dist.project)
+        if project is None:
+            return None
+        record = project.file(filename)
+        return (project, record) if record is not None else None
+
+    def file_path(self, record: FileRecord) -> Path:
+        if record.root == 0:
+            return self.storage.path(record.path)
+        return safe_join(self.roots[record.root], record.path)
+
+    def metadata_path(self, record: FileRecord) -> Path | None:
+        if record.metadata_sha256 is None:
+            return None
+        return self.storage.doc_path(metadata_key(record.filename))
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def update_project(
+        self, normalized: str, name: str, change: Callable[[Project], Project | None]
+    ) -> Project:
+        """Compare-and-swap the project's manifest; *change* returns None to leave it alone."""
+        key = manifest_key(normalized)
+        for attempt in range(_CAS_ATTEMPTS):
+            got = self.storage.read_doc(key)
+            current = project_from_json(normalized, *got) if got else Project(normalized, name)
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                version = self.storage.write_doc(
+                    key, project_to_json(changed), expect_version=got[1] if got else None
+                )
+            except Conflict:
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                continue
+            changed = replace(changed, version=version)
+            with self._lock:
+                self._projects[normalized] = changed
+            self._sync_project_names(changed)
+            return changed
+        raise Conflict(f"the manifest of {normalized} kept changing; try again")
+
+    def _sync_project_names(self, project: Project) -> None:
+        listed = bool(project.files)
+        for attempt in range(_CAS_ATTEMPTS):
+            got = self.storage.read_doc(PROJECTS_DOC)
+            names: dict[str, str] = json.loads(got[0]) if got else {}
+            if (project.normalized in names) == listed:
+                return
+            if listed:
+                names[project.normalized] = project.name
+            else:
+                del names[project.normalized]
+            body = json.dumps(names, indent=1, sort_keys=True).encode()
+            try:
+                self.storage.write_doc(PROJECTS_DOC, body, expect_version=got[1] if got else None)
+                return
+            except Conflict:
+                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+        raise Conflict("the project list kept changing; try again")
+
+    def store_metadata(
+        self, filename: str, meta: CoreMetadata | None, *, wheel: bool
+    ) -> str | None:
+        """Keep the core metadata file for serving at ``<file>.metadata``; its sha256 or None."""
+        if meta is None or not (wheel or meta.servable_for_sdist):
+            return None
+        key = metadata_key(filename)
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                self.storage.write_doc(key, meta.raw, expect_version=self.storage.doc_version(key))
+                break
+            except Conflict:
+                continue
+        return hashlib.sha256(meta.raw).hexdigest()
+
+    def add_record(self, dist: Distribution, record: FileRecord) -> Project:
+        """Record a file that is already stored; an existing entry for it is replaced."""
+
+        def change(project: Project) -> Project:
+            files = [f for f in project.files if f.filename != record.filename]
+            return replace(project, files=(*files, record))
+
+        return self.update_project(dist.project, dist.name, change)
+
+    def upload(self, upload: Upload) -> bool:
+        """Store an upload; True when stored, False when identical bytes were already there."""
+        dist = check_upload_filename(upload.filename, upload.name, upload.version)
+        existing = self.project(dist.project)
+        if existing is not None and existing.status in ("archived", "quarantined"):
+            raise Forbidden(f"Project {existing.name!r} is {existing.status}; uploads are closed.")
+        fd, tmp = self.storage.temp_file()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sha256, size = self._receive(upload, out)
+            if size == 0:
+                raise BadRequest("Upload payload does not have a file.")
+            meta = read_metadata(tmp, dist)
+            _check_metadata_version(meta, upload.version)
+            return self._commit(upload, dist, tmp, Facts(sha256, size, meta))
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    def _receive(self, upload: Upload, out: BinaryIO) -> tuple[str, int]:
+        hashes = {"sha256": hashlib.sha256(), "blake2_256": hashlib.blake2b(digest_size=32)}
+        if "md5" in upload.digests:
+            hashes["md5"] = hashlib.md5(usedforsecurity=False)
+        size = 0
+        while chunk := upload.stream.read(CHUNK):
+            size += len(chunk)
+            if self.max_upload_bytes is not None and size > self.max_upload_bytes:
+                raise TooLarge(f"File too large. The limit is {self.max_upload_bytes} bytes.")
+            for h in hashes.values():
+                h.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+        for algo, sent in upload.digests.items():
+            actual = hashes[algo].hexdigest()
+            if not hmac.compare_digest(sent.strip().lower().encode(), actual.encode()):
+                raise DigestMismatch(
+                    "The digest supplied does not match a digest calculated "
+                    f"from the uploaded file ({algo})."
+                )
+        return hashes["sha256"].hexdigest(), size
+
+    def _commit(self, upload: Upload, dist: Distribution, tmp: Path, facts: Facts) -> bool:
+        project = self.project(dist.project)
+        if project is not None:
+            for record in project.files:
+                if same_distribution(record.filename, dist):
+                    if record.sha256 == facts.sha256:
+                        return False
+                    if not self.overwrite:
+                        raise _exists(record.filename, record.sha256)
+        replaced = False
+        try:
+            self.storage.put_new(dist.filename, tmp)
+        except AlreadyExists:
+            on_disk = file_facts(self.storage.path(dist.filename), dist, strict=False).sha256
+            if on_disk != facts.sha256:
+                if not self.overwrite:
+                    raise _exists(dist.filename, on_disk) from None
+                self.storage.replace(dist.filename, tmp)
+                replaced = True
+        meta_sha = self.store_metadata(dist.filename, facts.metadata, wheel=dist.kind == "wheel")
+        assert facts.metadata is not None
+        record = FileRecord(
+            filename=dist.filename,
+            root=0,
+            path=dist.filename,
+            version=dist.version,
+            sha256=facts.sha256,
+            size=facts.size,
+            uploaded=utc_now(),
+            requires_python=facts.metadata.requires_python,
+            metadata_sha256=meta_sha,
+            uploader=upload.uploader,
+        )
+        self.add_record(dist, record)
+        log.info(
+            "stored %s (%d bytes%s)", dist.filename, facts.size, ", replaced" if replaced else ""
+        )
+        return True
+
+    def remove(self, name: str, version: str) -> list[str]:
+        """Delete every file of one release; the names removed. NotFound when there are none."""
+        normalized = normalize_name(name)
+        project = self.project(normalized)
+        doomed = [r for r in project.files if _same_version(r.version, version)] if project else []
+        if not doomed or project is None:
+            raise NotFound(f"{name} ({version}) not found")
+        for record in doomed:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.file_path(record))
+            self.storage.discard_doc(metadata_key(record.filename))
+        gone = {r.filename for r in doomed}
+        self.update_project(
+            normalized,
+            project.name,
+            lambda p: replace(p, files=tuple(f for f in p.files if f.filename not in gone)),
+        )
+        return sorted(gone)
+
+
+def _exists(filename: str, sha256: str) -> FileExists:
+    return FileExists(f"File already exists ({filename!r}, with sha256 hash {sha256!r}).")
+
+
+def same_distribution(filename: str, dist: Distribution) -> bool:
+    """True when *filename* names the same distribution as *dist* (canonical key)."""
+    if filename == dist.filename:
+        return True
+    try:
+        return parse_filename(filename).key == dist.key
+    except BadRequest:
+        return False
+
+
+def _same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def _check_metadata_version(meta: CoreMetadata, form_version: str) -> None:
+    if not _same_version(meta.version, form_version):
+        raise InvalidDistribution(
+            f"Invalid distribution file. Its metadata says version {meta.version!r}, "
+            f"the upload form {form_version!r}."
+        )

@@ -1,0 +1,278 @@
+"""The command line (``pypi-server``, ``cheesecellar``): the only place that prints or exits."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from . import __version__
+from .config import (
+    DEFAULT_MAX_UPLOAD,
+    PYPI_SIMPLE_URL,
+    Config,
+    check_auth_pair,
+    parse_actions,
+    parse_hash_algo,
+    password_file_of,
+)
+from .errors import CheesecellarError
+
+log = logging.getLogger("cheesecellar")
+
+COMMANDS = ("run", "update", "deploy-apache")
+_SIZE_RE = re.compile(r"^(\d+)([kmg]i?b?)?\Z", re.IGNORECASE)
+
+
+def _size(text: str) -> int:
+    match = _SIZE_RE.match(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 100M")
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[(match.group(2) or "")[:1].lower()]
+    return int(match.group(1)) * factor
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (DEBUG)")
+    parser.add_argument("--log-file", help="also write the log to this file")
+    parser.add_argument(
+        "--log-stream", choices=("stdout", "stderr", "none"), default="stderr",
+        help="where the log goes (default: stderr)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--log-frmt", default="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        help="log line format (Python logging syntax)",
+    )  # fmt: skip
+
+
+def _run_parser(parser: argparse.ArgumentParser) -> None:
+    _common(parser)
+    parser.add_argument(
+        "roots",
+        nargs="*",
+        metavar="DIR",
+        help="package directories; uploads go to the first (default: ~/packages)",
+    )
+    parser.add_argument("-p", "--port", type=int, default=8080, help="port (default: 8080)")
+    parser.add_argument(
+        "-i",
+        "-H",
+        "--interface",
+        "--host",
+        dest="host",
+        default="0.0.0.0",
+        help="address to listen on (default: 0.0.0.0, all interfaces)",
+    )
+    parser.add_argument(
+        "-P",
+        "--passwords",
+        dest="passwords",
+        metavar="HTPASSWD",
+        help="htpasswd file with the users who may upload; '.' for none",
+    )
+    parser.add_argument(
+        "-a",
+        "--authenticate",
+        default="update",
+        help="comma list of actions that need a login: update, download, list; "
+        "'.' for none, together with -P . (default: update)",
+    )
+    parser.add_argument(
+        "--fallback-url",
+        help="redirect unknown projects to this index "
+        f"(off unless given; pypiserver used {PYPI_SIMPLE_URL})",
+    )
+    parser.add_argument(
+        "--disable-fallback",
+        action="store_true",
+        help="unknown projects get 404 (the default; kept for pypiserver users)",
+    )
+    parser.add_argument(
+        "-o",
+        "--overwrite",
+        action="store_true",
+        help="an upload may replace a file with different bytes",
+    )
+    parser.add_argument(
+        "--hash-algo", default="sha256", help="hash in page links: sha256, or off (default: sha256)"
+    )
+    parser.add_argument(
+        "--max-upload-size",
+        type=_size,
+        default=DEFAULT_MAX_UPLOAD,
+        help="largest upload, e.g. 100M or 2G (default: 100M)",
+    )
+    parser.add_argument(
+        "--page-max-age",
+        type=int,
+        default=0,
+        help="Cache-Control max-age of index pages in seconds (default: 0)",
+    )
+    parser.add_argument(
+        "--cache-control",
+        type=int,
+        metavar="AGE",
+        help="Cache-Control max-age of file downloads (default: a year, immutable)",
+    )
+    parser.add_argument("--health-endpoint", default="/health", help="default: /health")
+    parser.add_argument("--welcome", metavar="FILE", help="HTML file for the welcome page")
+    parser.add_argument(
+        "--server", default="auto", choices=("auto", "waitress"), help="WSGI server (waitress)"
+    )
+    parser.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "simple-dir", "cached-dir"),
+        help="accepted for pypiserver compatibility; cheesecellar keeps its own recorded state",
+    )
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    parser.add_argument(
+        "--server-base-url",
+        default="/",
+        help="serve under this path prefix, e.g. /pypi (default: /)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pypi-server",
+        description="cheesecellar: a self-hosted Python package index.",
+        epilog="Without a command, 'run' is assumed: pypi-server -p 8080 ~/packages",
+    )
+    parser.add_argument("--version", action="version", version=f"cheesecellar {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _run_parser(sub.add_parser("run", help="serve package directories over HTTP"))
+    update = sub.add_parser("update", help="(pypiserver) not supported by cheesecellar")
+    update.add_argument("rest", nargs=argparse.REMAINDER)
+    from . import deploy
+
+    deploy.configure_parser(
+        sub.add_parser("deploy-apache", help="write a .wsgi file and an Apache vhost for mod_wsgi")
+    )
+    return parser
+
+
+def _normalize_argv(argv: list[str]) -> list[str]:
+    """pypiserver's legacy form has no command: ``pypi-server -p 8080 DIR`` means run."""
+    if not argv or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    for index, arg in enumerate(argv):
+        if arg in COMMANDS:
+            return [arg, *argv[:index], *argv[index + 1 :]]
+    return ["run", *argv]
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.verbose else logging.INFO
+    handlers: list[logging.Handler] = []
+    if args.log_stream != "none":
+        handlers.append(
+            logging.StreamHandler(sys.stdout if args.log_stream == "stdout" else sys.stderr)
+        )
+    if args.log_file:
+        handlers.append(logging.FileHandler(args.log_file))
+    logging.basicConfig(
+        level=level, format=args.log_frmt, handlers=handlers or [logging.NullHandler()], force=True
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    actions = parse_actions(args.authenticate)
+    check_auth_pair(args.passwords, actions)
+    roots = [Path(r).expanduser().resolve() for r in (args.roots or ["~/packages"])]
+    for root in roots[1:]:
+        if not root.is_dir():
+            raise CheesecellarError(f"package directory {str(root)!r} does not exist")
+    fallback = None if args.disable_fallback else args.fallback_url
+    return Config(
+        roots=tuple(roots),
+        host=args.host,
+        port=args.port,
+        password_file=password_file_of(args.passwords),
+        authenticate=actions,
+        fallback_url=fallback,
+        overwrite=args.overwrite,
+        hash_algo=parse_hash_algo(args.hash_algo),
+        max_upload_bytes=args.max_upload_size,
+        page_max_age=args.page_max_age,
+        file_cache_control=args.cache_control,
+        health_endpoint=args.health_endpoint,
+        welcome_file=Path(args.welcome) if args.welcome else None,
+        verbosity=args.verbose,
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import waitress
+
+    from .web import create_app, with_access_log
+
+    config = config_from_args(args)
+    if config.password_file is not None and not config.password_file.is_file():
+        raise CheesecellarError(f"password file {str(config.password_file)!r} does not exist")
+    first = config.roots[0]
+    if not first.is_dir():
+        first.mkdir(parents=True)
+        log.info("created package directory %s", first)
+    application = with_access_log(create_app(config))
+    prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
+    server: Any = waitress.create_server(
+        application, host=config.host, port=config.port, threads=args.threads,
+        url_prefix=prefix, ident="cheesecellar",
+    )  # fmt: skip
+    port = server.effective_port
+    shown = "localhost" if config.host in ("0.0.0.0", "::", "") else config.host
+    url = f"http://{shown}:{port}{prefix}/"
+    print(f"cheesecellar {__version__} serving {', '.join(map(str, config.roots))}", flush=True)
+    print(f"  index:   {url}simple/", flush=True)
+    print(
+        f"  install: pip install --extra-index-url {url}simple/ --trusted-host {shown} NAME",
+        flush=True,
+    )
+    print(f"  upload:  twine upload --repository-url {url} -u USER -p PASSWORD dist/*", flush=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    print("cheesecellar stopped", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    try:
+        if args.command == "run":
+            _setup_logging(args)
+            return _serve(args)
+        if args.command == "update":
+            parser.error(
+                "'update' (checking PyPI for newer releases) is not supported by cheesecellar"
+            )
+        if args.command == "deploy-apache":
+            from . import deploy
+
+            for path in deploy.run(args):
+                print(f"wrote {path}")
+            return 0
+        parser.print_help()
+        return 2
+    except CheesecellarError as exc:
+        print(f"pypi-server: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"pypi-server: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,170 @@
+"""Read the core metadata file out of a wheel or sdist, with bounded reads (PEP 658, 643)."""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .distributions import Distribution
+from .errors import InvalidDistribution
+
+# A METADATA file is a few KiB; long descriptions can reach a few MiB. Anything larger is hostile.
+MAX_METADATA_BYTES = 8 * 1024 * 1024
+# Bound the work spent looking for PKG-INFO in a compressed tar stream (PyPI refuses
+# compression ratios over 50).
+MAX_TAR_MEMBERS = 100_000
+MAX_TAR_INFLATED_BYTES = 2 * 1024 * 1024 * 1024
+# Fields whose being Dynamic makes sdist metadata unfit to serve (PEP 643).
+_RELEVANT_DYNAMIC = {"requires-dist", "requires-python", "provides-extra"}
+
+
+@dataclass(frozen=True)
+class CoreMetadata:
+    """The raw core metadata file and the few fields the index uses."""
+
+    raw: bytes
+    name: str
+    version: str
+    metadata_version: str
+    requires_python: str | None
+    dynamic: tuple[str, ...]
+
+    @property
+    def servable_for_sdist(self) -> bool:
+        """PEP 643: sdist metadata may be served when it is 2.2+ and nothing relevant is dynamic."""
+        try:
+            recent = Version(self.metadata_version) >= Version("2.2")
+        except InvalidVersion:
+            return False
+        return recent and not (_RELEVANT_DYNAMIC & {d.lower() for d in self.dynamic})
+
+
+def parse_core_metadata(raw: bytes) -> CoreMetadata:
+    """Parse the RFC 822 style core metadata; raise InvalidDistribution when unusable."""
+    text = raw.decode("utf-8", "replace")
+    msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
+    name = (msg.get("Name") or "").strip()
+    version = (msg.get("Version") or "").strip()
+    if not name or not version:
+        raise InvalidDistribution("Invalid distribution file. Metadata has no Name or Version.")
+    requires_python = (msg.get("Requires-Python") or "").strip() or None
+    if requires_python == "UNKNOWN":
+        requires_python = None
+    return CoreMetadata(
+        raw=raw,
+        name=name,
+        version=version,
+        metadata_version=(msg.get("Metadata-Version") or "1.0").strip(),
+        requires_python=requires_python,
+        dynamic=tuple(v.strip() for v in msg.get_all("Dynamic") or ()),
+    )
+
+
+def _read_bounded(stream: BinaryIO, what: str) -> bytes:
+    data = stream.read(MAX_METADATA_BYTES + 1)
+    if len(data) > MAX_METADATA_BYTES:
+        raise InvalidDistribution(f"Invalid distribution file. {what} is larger than 8 MiB.")
+    return data
+
+
+def read_wheel_metadata(path: Path, dist: Distribution) -> CoreMetadata:
+    """The ``{name}-{version}.dist-info/METADATA`` of a wheel (PEP 427)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = {info.filename: info for info in zf.infolist()}
+            wanted = canonicalize_name(dist.name)
+            found = None
+            for filename in infos:
+                top, _, rest = filename.partition("/")
+                if rest != "METADATA" or not top.endswith(".dist-info"):
+                    continue
+                dist_name = top[: -len(".dist-info")].rpartition("-")[0]
+                if canonicalize_name(dist_name) == wanted:
+                    found = infos[filename]
+                    break
+            if found is None:
+                raise InvalidDistribution(
+                    "Invalid distribution file. The wheel has no .dist-info/METADATA "
+                    f"for {dist.name!r}."
+                )
+            if found.file_size > MAX_METADATA_BYTES:
+                raise InvalidDistribution("Invalid distribution file. METADATA is too large.")
+            with zf.open(found) as member:
+                raw = _read_bounded(member, "METADATA")
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError) as exc:
+        if isinstance(exc, InvalidDistribution):
+            raise
+        raise InvalidDistribution(f"Invalid distribution file. Not a valid zip: {exc}") from exc
+    return parse_core_metadata(raw)
+
+
+def _is_top_pkg_info(member_name: str) -> bool:
+    parts = member_name.strip("/").split("/")
+    return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", ".", "..")
+
+
+def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
+    """The top-level ``PKG-INFO`` of an sdist (.tar.* or .zip)."""
+    try:
+        if dist.extension == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                for info in zf.infolist():
+                    if _is_top_pkg_info(info.filename):
+                        if info.file_size > MAX_METADATA_BYTES:
+                            raise InvalidDistribution(
+                                "Invalid distribution file. PKG-INFO is too large."
+                            )
+                        with zf.open(info) as member:
+                            return parse_core_metadata(_read_bounded(member, "PKG-INFO"))
+        else:
+            # Stream mode: member headers are read in order and skipped members are inflated
+            # only as far as their declared sizes, which _scan_tar adds up and bounds.
+            limit = min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * path.stat().st_size))
+            with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tf:
+                return _scan_tar(tf, limit)
+    except InvalidDistribution:
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        raise InvalidDistribution(
+            f"Invalid distribution file. Cannot read the archive: {exc}"
+        ) from exc
+    raise InvalidDistribution("Invalid distribution file. The sdist has no top-level PKG-INFO.")
+
+
+def _scan_tar(tf: tarfile.TarFile, limit: int) -> CoreMetadata:
+    inflated = 0
+    for count, member in enumerate(tf):
+        if count >= MAX_TAR_MEMBERS:
+            break
+        inflated += member.size
+        if inflated > limit:
+            raise InvalidDistribution("Invalid distribution file. The archive inflates too far.")
+        if member.isfile() and _is_top_pkg_info(member.name):
+            if member.size > MAX_METADATA_BYTES:
+                raise InvalidDistribution("Invalid distribution file. PKG-INFO is too large.")
+            stream = tf.extractfile(member)
+            if stream is None:
+                break
+            return parse_core_metadata(_read_bounded(stream, "PKG-INFO"))
+    raise InvalidDistribution("Invalid distribution file. The sdist has no top-level PKG-INFO.")
+
+
+def read_metadata(path: Path, dist: Distribution) -> CoreMetadata:
+    """Core metadata of the wheel or sdist at *path*; checks it names the same project."""
+    meta = (
+        read_wheel_metadata(path, dist) if dist.kind == "wheel" else read_sdist_metadata(path, dist)
+    )
+    if canonicalize_name(meta.name) != dist.project:
+        raise InvalidDistribution(
+            f"Invalid distribution file. Its metadata names {meta.name!r}, "
+            f"the filename {dist.name!r}."
+        )
+    return meta

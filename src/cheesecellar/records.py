@@ -1,0 +1,107 @@
+"""The facts recorded for each file and project, and their JSON form in manifests."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from packaging.version import InvalidVersion, Version
+
+PROJECT_STATUSES = ("active", "archived", "quarantined", "deprecated")
+
+
+def utc_now() -> str:
+    """The current time as PEP 700 wants it: ISO 8601, UTC, microseconds, ``Z``."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One distribution file: where it is and what was learned when it arrived."""
+
+    filename: str
+    root: int  # index into the configured package directories
+    path: str  # posix path relative to that directory
+    version: str
+    sha256: str
+    size: int
+    uploaded: str
+    requires_python: str | None = None
+    metadata_sha256: str | None = None  # set when a .metadata file is served (PEP 658)
+    yanked: str | None = None  # None: not yanked; "": yanked without a reason
+    uploader: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        del data["filename"]
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_json(cls, filename: str, data: dict[str, Any]) -> FileRecord:
+        known = {f.name for f in dataclasses.fields(cls)} - {"filename"}
+        return cls(filename=filename, **{k: v for k, v in data.items() if k in known})
+
+    @property
+    def sort_key(self) -> tuple[Any, ...]:
+        try:
+            return (0, Version(self.version), self.filename)
+        except InvalidVersion:
+            return (-1, self.version, self.filename)
+
+
+@dataclass(frozen=True)
+class Project:
+    """A project's manifest as read at one version."""
+
+    normalized: str
+    name: str
+    files: tuple[FileRecord, ...] = ()
+    status: str = "active"
+    status_reason: str = ""
+    version: str = field(default="", compare=False)  # the manifest's storage version
+
+    def file(self, filename: str) -> FileRecord | None:
+        for record in self.files:
+            if record.filename == filename:
+                return record
+        return None
+
+    @property
+    def versions(self) -> list[str]:
+        """Distinct versions, oldest first (PEP 440 order; unparsable ones first)."""
+        seen: dict[str, FileRecord] = {}
+        for record in sorted(self.files, key=lambda r: r.sort_key):
+            seen.setdefault(record.version, record)
+        return list(seen)
+
+
+def project_to_json(project: Project) -> bytes:
+    doc: dict[str, Any] = {
+        "name": project.name,
+        "status": project.status,
+        "files": {r.filename: r.to_json() for r in sorted(project.files, key=lambda r: r.filename)},
+    }
+    if project.status_reason:
+        doc["status_reason"] = project.status_reason
+    return json.dumps(doc, indent=1, sort_keys=True).encode()
+
+
+def project_from_json(normalized: str, body: bytes, version: str) -> Project:
+    doc = json.loads(body)
+    files = tuple(
+        sorted(
+            (FileRecord.from_json(name, data) for name, data in doc.get("files", {}).items()),
+            key=lambda r: r.sort_key,
+        )
+    )
+    return Project(
+        normalized=normalized,
+        name=doc.get("name", normalized),
+        files=files,
+        status=doc.get("status", "active"),
+        status_reason=doc.get("status_reason", ""),
+        version=version,
+    )

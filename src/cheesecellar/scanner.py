@@ -1,0 +1,183 @@
+"""Find files copied into the package directories by hand, and files removed by hand.
+
+Each watched directory's mtime is compared on every request (one stat each); only a changed
+directory is listed again, and only files not yet recorded are hashed, once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from .catalog import Catalog, file_facts, same_distribution
+from .distributions import Distribution, parse_filename
+from .errors import BadRequest
+from .records import FileRecord, Project, utc_now
+from .storage.filesystem import STATE_DIR
+
+log = logging.getLogger(__name__)
+
+# A directory changed this recently may change again within the same mtime tick: list it again
+# on the next request instead of trusting its mtime (the "racy timestamp" problem).
+_SETTLE_NS = 2_000_000_000
+
+DirKey = tuple[int, str]  # (root index, posix path relative to the root; "" for the root)
+Progress = Callable[[int, int, str], None]  # (done, total, filename)
+
+
+class Scanner:
+    """Keeps the catalog in step with what is on disk in the package directories."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._lock = threading.Lock()
+        self._mtimes: dict[DirKey, int | None] = {}
+        self._files: dict[DirKey, set[str]] = {}  # names recorded per directory
+
+    def _dir_path(self, key: DirKey) -> Path:
+        root = self.catalog.roots[key[0]]
+        return root / key[1] if key[1] else root
+
+    def start(self, progress: Progress | None = None) -> int:
+        """Load what is recorded, then walk every directory once; returns files discovered."""
+        self.catalog.storage.prepare()
+        _, names = self.catalog.project_names()
+        listed = {
+            key.rpartition("/")[2][: -len(".json")]
+            for key in self.catalog.storage.list_docs("index")
+        } - {"_projects"}
+        with self._lock:
+            for normalized in sorted(set(names) | listed):
+                project = self.catalog.project(normalized)
+                for record in project.files if project else ():
+                    self._remember(record)
+            for index in range(len(self.catalog.roots)):
+                self._mtimes.setdefault((index, ""), None)
+            return self._refresh_locked(progress)
+
+    def refresh(self) -> int:
+        """The per-request check: stat each watched directory, rescan the changed ones."""
+        with self._lock:
+            return self._refresh_locked(None)
+
+    def _refresh_locked(self, progress: Progress | None) -> int:
+        changed: list[DirKey] = []
+        for key, seen in list(self._mtimes.items()):
+            try:
+                mtime = os.stat(self._dir_path(key)).st_mtime_ns
+            except FileNotFoundError:
+                del self._mtimes[key]
+                changed.append(key)
+                continue
+            if mtime != seen:
+                changed.append(key)
+        found: list[tuple[DirKey, str, Distribution]] = []
+        for key in changed:
+            found.extend(self._list(key))
+        for index, (key, name, dist) in enumerate(found):
+            if progress is not None:
+                progress(index, len(found), name)
+            self._adopt(key, name, dist)
+        if progress is not None and found:
+            progress(len(found), len(found), "")
+        return len(found)
+
+    def _list(self, key: DirKey) -> list[tuple[DirKey, str, Distribution]]:
+        """Rescan one directory (new subdirectories recursively); the unrecorded files."""
+        path = self._dir_path(key)
+        now = time.time_ns()
+        try:
+            mtime = os.stat(path).st_mtime_ns
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            entries, mtime = [], None
+        if mtime is not None:
+            self._mtimes[key] = mtime if now - mtime > _SETTLE_NS else None
+        on_disk: set[str] = set()
+        found: list[tuple[DirKey, str, Distribution]] = []
+        for entry in entries:
+            if entry.name.startswith(".") or entry.name == STATE_DIR:
+                continue  # dot-files and the state folder are never served
+            if entry.is_dir(follow_symlinks=False):
+                sub = (key[0], f"{key[1]}/{entry.name}" if key[1] else entry.name)
+                if sub not in self._mtimes:
+                    self._mtimes[sub] = None
+                    found.extend(self._list(sub))
+                continue
+            if not entry.is_file():
+                continue
+            try:
+                dist = parse_filename(entry.name)
+            except BadRequest:
+                continue
+            on_disk.add(entry.name)
+            if entry.name not in self._files.get(key, ()):
+                found.append((key, entry.name, dist))
+        for name in self._files.get(key, set()) - on_disk:
+            self._forget(key, name)
+        return found
+
+    def _remember(self, record: FileRecord) -> None:
+        parent = record.path.rpartition("/")[0]
+        self._files.setdefault((record.root, parent), set()).add(record.filename)
+
+    def _adopt(self, key: DirKey, name: str, dist: Distribution) -> None:
+        relpath = f"{key[1]}/{name}" if key[1] else name
+        project = self.catalog.project(dist.project)
+        listed = project.file(name) if project else None
+        if listed is None and project is not None:
+            # The same distribution under another spelling is a duplicate, not a new file.
+            listed = next((r for r in project.files if same_distribution(r.filename, dist)), None)
+        self._files.setdefault(key, set()).add(name)
+        if listed is not None:
+            if (listed.root, listed.path) != (key[0], relpath):
+                log.warning("ignoring %s: the same file is listed from %s", relpath, listed.path)
+            return
+        path = self._dir_path(key) / name
+        try:
+            facts = file_facts(path, dist, strict=False)
+        except FileNotFoundError:
+            self._files[key].discard(name)
+            return
+        meta_sha = self.catalog.store_metadata(name, facts.metadata, wheel=dist.kind == "wheel")
+        record = FileRecord(
+            filename=name,
+            root=key[0],
+            path=relpath,
+            version=dist.version,
+            sha256=facts.sha256,
+            size=facts.size,
+            uploaded=utc_now(),
+            requires_python=facts.metadata.requires_python if facts.metadata else None,
+            metadata_sha256=meta_sha,
+        )
+        current = self.catalog.project(dist.project)
+        if current is not None and current.file(name) is not None:
+            return  # another process recorded it meanwhile
+        self.catalog.add_record(dist, record)
+        log.info("discovered %s", relpath)
+
+    def _forget(self, key: DirKey, name: str) -> None:
+        self._files[key].discard(name)
+        relpath = f"{key[1]}/{name}" if key[1] else name
+        try:
+            dist = parse_filename(name)
+        except BadRequest:
+            return
+        if os.path.exists(self._dir_path(key) / name):
+            return
+
+        def drop(project: Project) -> Project | None:
+            record = project.file(name)
+            if record is None or (record.root, record.path) != (key[0], relpath):
+                return None
+            return replace(project, files=tuple(f for f in project.files if f.filename != name))
+
+        if self.catalog.project(dist.project) is not None:
+            self.catalog.update_project(dist.project, dist.name, drop)
+            log.info("file removed from disk: %s", relpath)

@@ -1,0 +1,8 @@
+"""The storage boundary: blobs written once, small documents changed by compare-and-swap."""
+
+from __future__ import annotations
+
+from .base import AlreadyExists, Conflict, ObjectInfo, Storage
+from .filesystem import FileStorage
+
+__all__ = ["AlreadyExists", "Conflict", "FileStorage", "ObjectInfo", "Storage"]

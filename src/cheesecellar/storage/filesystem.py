@@ -1,0 +1,191 @@
+"""The default storage: distribution files in a directory, documents in a hidden state folder."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import InsufficientStorage, UnsafePath
+from .base import AlreadyExists, Conflict
+
+log = logging.getLogger(__name__)
+
+STATE_DIR = ".cheesecellar"
+STALE_TEMP_SECONDS = 3600
+
+
+def safe_join(root: Path, key: str, *, follow_links: bool = True) -> Path:
+    """Join *key* below *root*; refuse anything that could name a path outside it.
+
+    With *follow_links*, symlinks are resolved and must stay inside the root too.
+    """
+    if not key or "\x00" in key or "\\" in key or key.startswith("/"):
+        raise UnsafePath(f"Refusing unsafe path {key!r}.")
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts):
+        raise UnsafePath(f"Refusing unsafe path {key!r}.")
+    candidate = root.joinpath(*parts)
+    if not follow_links:
+        return candidate
+    resolved_root = root.resolve()
+    # Symlinks placed by an admin are allowed only when they stay inside the root.
+    if not candidate.resolve().is_relative_to(resolved_root):
+        raise UnsafePath(f"Refusing path outside the package root: {key!r}.")
+    return candidate
+
+
+def _version_of(st: os.stat_result) -> str:
+    # A document is replaced by rename, so the inode changes on every write.
+    return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
+
+
+@contextlib.contextmanager
+def _disk_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(
+                "Not enough space on the server's disk; nothing was stored."
+            ) from exc
+        raise
+
+
+class FileStorage:
+    """Blobs are files under *root*; documents live in ``root/.cheesecellar``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.state = root / STATE_DIR
+        self.tmp = self.state / "tmp"
+        self._lock_path = self.state / "lock"
+
+    def prepare(self) -> None:
+        """Create the state folder and remove temp files that crashed uploads left behind."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        cutoff = time.time() - STALE_TEMP_SECONDS
+        for entry in os.scandir(self.tmp):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    log.info("removed stale temp file %s", entry.path)
+
+    # -- blobs -----------------------------------------------------------------------------
+
+    def temp_file(self) -> tuple[int, Path]:
+        """A new temp file on the same filesystem as the blobs (for link/rename)."""
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="upload-", dir=self.tmp)
+        # mkstemp makes 0600 files; distribution files are public, like the pages that list them.
+        os.fchmod(fd, 0o644)
+        return fd, Path(name)
+
+    def path(self, key: str) -> Path:
+        return safe_join(self.root, key)
+
+    def put_new(self, key: str, source: Path) -> None:
+        target = self.path(key)
+        with _disk_errors():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # link() is the atomic claim: it never replaces an existing name.
+                os.link(source, target)
+            except FileExistsError as exc:
+                raise AlreadyExists(f"{key} exists") from exc
+            _fsync_dir(target.parent)
+
+    def replace(self, key: str, source: Path) -> None:
+        target = self.path(key)
+        with _disk_errors():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = self.temp_file()
+            os.close(fd)
+            os.unlink(tmp)
+            os.link(source, tmp)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path(key))
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def doc_path(self, key: str) -> Path:
+        """The file holding document *key*, inside the state folder."""
+        # Document keys are made by the catalog, and the state folder holds no links.
+        return safe_join(self.state, key, follow_links=False)
+
+    def doc_version(self, key: str) -> str | None:
+        try:
+            return _version_of(os.stat(self.doc_path(key)))
+        except FileNotFoundError:
+            return None
+
+    def read_doc(self, key: str) -> tuple[bytes, str] | None:
+        try:
+            with open(self.doc_path(key), "rb") as fh:
+                return fh.read(), _version_of(os.fstat(fh.fileno()))
+        except FileNotFoundError:
+            return None
+
+    def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
+        target = self.doc_path(key)
+        with self._locked(), _disk_errors():
+            if self.doc_version(key) != expect_version:
+                raise Conflict(f"{key} changed")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = self.temp_file()
+            try:
+                with os.fdopen(fd, "wb") as fh:
+                    fh.write(body)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+                raise
+            _fsync_dir(target.parent)
+            version = self.doc_version(key)
+            assert version is not None
+            return version
+
+    def discard_doc(self, key: str) -> None:
+        """Remove a document whatever its version; a missing one is not an error."""
+        with self._locked(), contextlib.suppress(FileNotFoundError):
+            os.unlink(self.doc_path(key))
+
+    def list_docs(self, prefix: str) -> list[str]:
+        """Keys of the documents directly inside the state folder *prefix*."""
+        folder = self.doc_path(prefix)
+        try:
+            return sorted(f"{prefix}/{e.name}" for e in os.scandir(folder) if e.is_file())
+        except FileNotFoundError:
+            return []
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        # One lock file serialises document writes across threads and processes.
+        self.state.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

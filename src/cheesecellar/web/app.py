@@ -1,0 +1,347 @@
+"""The Bottle application: routes that close over the catalog, scanner and authenticator."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote as urlquote
+
+import bottle
+from bottle import Bottle, HTTPResponse, request, static_file
+
+from .. import __version__
+from ..auth import Authenticator
+from ..catalog import Catalog, Upload
+from ..config import Config
+from ..distributions import is_valid_name, normalize_name
+from ..errors import BadRequest, CheesecellarError, Gone, NotFound, TooLarge
+from ..scanner import Scanner
+from . import negotiate, pages
+from .upload import read_action, read_upload
+
+log = logging.getLogger("cheesecellar.web")
+access_log = logging.getLogger("cheesecellar.access")
+
+TEXT = "text/plain; charset=utf-8"
+# Room for the multipart envelope and form fields around the file itself.
+_FORM_OVERHEAD = 1024 * 1024
+
+
+def _reason(message: str) -> str:
+    # The reason phrase must be one line of latin-1: no header injection through messages.
+    cleaned = "".join(ch if ch.isprintable() and ord(ch) < 256 else "?" for ch in message)
+    return cleaned[:200]
+
+
+def error_response(status: int, message: str, **headers: str) -> HTTPResponse:
+    from http import HTTPStatus
+
+    phrase = _reason(message) or HTTPStatus(status).phrase
+    return HTTPResponse(
+        body=message + "\n", status=f"{status} {phrase}", headers={"Content-Type": TEXT, **headers}
+    )
+
+
+def _handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except CheesecellarError as exc:
+            headers = {}
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="cheesecellar"'
+            return error_response(exc.status, str(exc), **headers)
+        except bottle.MultipartError as exc:
+            return error_response(400, f"Malformed multipart body: {exc.body}")
+
+    return wrapper
+
+
+def _base_url() -> str:
+    return request.urlparts.scheme + "://" + request.urlparts.netloc + request.script_name
+
+
+def create_app(config: Config) -> Bottle:
+    """A new WSGI app for *config*; nothing is shared between apps."""
+    catalog = Catalog(
+        config.roots, overwrite=config.overwrite, max_upload_bytes=config.max_upload_bytes
+    )
+    scanner = Scanner(catalog)
+    scanner.start()
+    auth = Authenticator(config.authenticate, config.password_file, config.auther)
+    cache = pages.PageCache()
+    app = Bottle(autojson=False)
+    page_cache_control = f"max-age={config.page_max_age}, public"
+
+    def require(action: str) -> str | None:
+        return auth.authorize(action, request.get_header("Authorization"))
+
+    def media_type() -> str:
+        chosen = negotiate.choose(request.get_header("Accept"), request.query.get("format"))
+        if chosen is None:
+            raise _NotAcceptable()
+        return chosen
+
+    def send_page(page: pages.Page) -> HTTPResponse:
+        headers = {
+            "Content-Type": page.content_type,
+            "ETag": page.etag,
+            "Vary": "Accept",
+            "Cache-Control": page_cache_control,
+        }
+        if page.etag in (request.get_header("If-None-Match") or ""):
+            return HTTPResponse(status=304, headers=headers)
+        return HTTPResponse(body=b"" if request.method == "HEAD" else page.body, headers=headers)
+
+    def redirect(location: str, status: int = 301) -> HTTPResponse:
+        query = request.query_string
+        target = location + (f"?{query}" if query else "")
+        return HTTPResponse(
+            body="",
+            status=status,
+            headers={"Location": target, "Content-Type": TEXT, "Vary": "Accept"},
+        )
+
+    @app.hook("before_request")
+    def _refresh() -> None:
+        request.environ["cheesecellar.start"] = time.perf_counter()
+
+    @app.route("/", method=["GET", "HEAD"])
+    @_handles_errors
+    def welcome() -> HTTPResponse:
+        base = _base_url().rstrip("/") + "/"
+        count = None
+        if not auth.needs_login("list"):
+            count = len(catalog.project_names()[1])
+        body = pages.template("welcome").render(
+            version=__version__,
+            url=base,
+            simple=base + "simple/",
+            host=request.urlparts.hostname,
+            count=count,
+        )
+        return HTTPResponse(body=body, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    @app.route(config.health_endpoint, method=["GET", "HEAD"])
+    def health() -> HTTPResponse:
+        return HTTPResponse(body="Ok", headers={"Content-Type": TEXT})
+
+    @app.route("/simple", method=["GET", "HEAD"])
+    def simple_slash() -> HTTPResponse:
+        return redirect("simple/")
+
+    @app.route("/simple/", method=["GET", "HEAD"])
+    @_handles_errors
+    def simple_root() -> HTTPResponse:
+        require("list")
+        chosen = media_type()
+        scanner.refresh()
+        version, names = catalog.project_names()
+        page = cache.get(("", chosen), version)
+        if page is None:
+            page = pages.render_root(names, chosen)
+            cache.put(("", chosen), version, page)
+        return send_page(page)
+
+    @app.route("/simple/", method="POST")
+    def simple_post() -> HTTPResponse:
+        return error_response(
+            405, "This is the simple index; upload to the server's root URL instead."
+        )
+
+    @app.route("/simple/<name>", method=["GET", "HEAD"])
+    def simple_project_slash(name: str) -> HTTPResponse:
+        return redirect(urlquote(name.split("/")[-1], safe="") + "/")
+
+    @app.route("/simple/<name>/", method=["GET", "HEAD"])
+    @_handles_errors
+    def simple_project(name: str) -> HTTPResponse:
+        require("list")
+        chosen = media_type()
+        normalized = normalize_name(name)
+        if normalized != name:
+            if not is_valid_name(name):
+                raise NotFound(f"Not a valid project name: {name!r}")
+            return redirect(f"../{urlquote(normalized, safe='')}/")
+        scanner.refresh()
+        project = catalog.project(normalized)
+        if project is None or not project.files:
+            if config.fallback_url:
+                target = config.fallback_url.rstrip("/") + f"/{urlquote(normalized)}/"
+                return HTTPResponse(status=303, headers={"Location": target, "Content-Type": TEXT})
+            raise NotFound(f"No project named {name!r} on this index.")
+        page = cache.get((normalized, chosen), project.version)
+        if page is None:
+            page = pages.render_project(project, chosen, config.hash_algo)
+            cache.put((normalized, chosen), project.version, page)
+        return send_page(page)
+
+    @app.route("/packages", method=["GET", "HEAD"])
+    def packages_slash() -> HTTPResponse:
+        return redirect("packages/")
+
+    @app.route("/packages/", method=["GET", "HEAD"])
+    @_handles_errors
+    def packages_index() -> HTTPResponse:
+        require("list")
+        scanner.refresh()
+        _, names = catalog.project_names()
+        filenames = []
+        for normalized in sorted(names):
+            project = catalog.project(normalized)
+            if project is not None and project.status != "quarantined":
+                filenames.extend(r.filename for r in project.files)
+        body = pages.template("packages").render(filenames=sorted(filenames), quote=pages.quote)
+        return HTTPResponse(body=body, headers={"Content-Type": "text/html; charset=utf-8"})
+
+    @app.route("/packages/<filename:path>", method=["GET", "HEAD"])
+    @_handles_errors
+    def download(filename: str) -> HTTPResponse:
+        require("download")
+        filename = filename.rpartition("/")[2]  # pypiserver linked files in sub-folders
+        scanner.refresh()
+        wants_metadata = filename.endswith(".metadata")
+        found = catalog.locate(filename[: -len(".metadata")] if wants_metadata else filename)
+        if found is None or found[0].status == "quarantined":
+            raise NotFound(f"No file named {filename!r} on this index.")
+        project, record = found
+        if wants_metadata:
+            path = catalog.metadata_path(record)
+            if path is None:
+                raise NotFound(f"No metadata file for {record.filename!r}.")
+            mimetype, etag = "text/plain; charset=utf-8", f'"{record.metadata_sha256}"'
+        else:
+            path = catalog.file_path(record)
+            mimetype, etag = _content_type(record.filename), f'"{record.sha256}"'
+        if config.overwrite or config.file_cache_control is not None:
+            age = config.file_cache_control or 0
+            cache_control = f"public, max-age={age}"
+        else:
+            cache_control = "public, max-age=31536000, immutable"
+        response = static_file(
+            path.name,
+            root=str(path.parent),
+            mimetype=mimetype,
+            etag=etag,
+            headers={"Cache-Control": cache_control},
+        )
+        if response.status_code >= 400:
+            raise NotFound(f"No file named {filename!r} on this index.")
+        return response
+
+    @app.route("/", method="POST")
+    @app.route("/legacy/", method="POST")
+    @app.route("/legacy", method="POST")
+    @_handles_errors
+    def upload_action() -> HTTPResponse:
+        user = require("update")
+        length = request.content_length
+        if length > config.max_upload_bytes + _FORM_OVERHEAD:
+            raise TooLarge(f"File too large. The limit is {config.max_upload_bytes} bytes.")
+        try:
+            post = request.POST
+        except bottle.MultipartError:
+            raise
+        except (ValueError, UnicodeError, IndexError, KeyError) as exc:
+            raise BadRequest(f"Malformed form data: {exc}") from exc
+        action = read_action(post)
+        if action == "file_upload":
+            form = read_upload(post)
+            stored = catalog.upload(
+                Upload(form.filename, form.name, form.version, form.stream, form.digests, user)
+            )
+            message = "" if stored else f"{form.filename} is already stored with identical content."
+            return HTTPResponse(body=message, headers={"Content-Type": TEXT})
+        if action == "remove_pkg":
+            name = _field(post, "name")
+            version = _field(post, "version")
+            removed = catalog.remove(name, version)
+            return HTTPResponse(
+                body="Removed " + ", ".join(removed) + "\n", headers={"Content-Type": TEXT}
+            )
+        if action == "doc_upload":
+            raise Gone("Documentation uploads are not supported; host docs elsewhere.")
+        if action in ("submit", "submit_pkg_info", "verify"):
+            raise Gone("Project pre-registration is not needed: upload files directly.")
+        raise BadRequest(f"Unsupported ':action' field: {action}")
+
+    @app.route("/<name>/json", method=["GET", "HEAD"])
+    @_handles_errors
+    def pypiserver_json(name: str) -> HTTPResponse:
+        require("list")
+        normalized = normalize_name(name)
+        if normalized != name:
+            return redirect(f"../{urlquote(normalized, safe='')}/json")
+        scanner.refresh()
+        project = catalog.project(normalized)
+        if project is None or not project.files or project.status == "quarantined":
+            raise NotFound(f"No project named {name!r} on this index.")
+        import json
+
+        latest = project.versions[-1]
+        releases: dict[str, list[dict[str, Any]]] = {}
+        for record in project.files:
+            releases.setdefault(record.version, []).append(
+                {
+                    "filename": record.filename,
+                    "url": f"{_base_url()}/packages/{pages.quote(record.filename)}",
+                    "digests": {"sha256": record.sha256},
+                    "size": record.size,
+                    "requires_python": record.requires_python,
+                    "upload_time_iso_8601": record.uploaded,
+                    "yanked": record.yanked is not None,
+                }
+            )
+        doc = {
+            "info": {"name": project.name, "version": latest},
+            "releases": releases,
+            "urls": releases[latest],
+        }
+        return HTTPResponse(body=json.dumps(doc), headers={"Content-Type": "application/json"})
+
+    for code in (400, 404, 405, 413, 500):
+        app.error(code)(_error_page)
+
+    log.info("cheesecellar %s serving %s", __version__, ", ".join(map(str, config.roots)))
+    return app
+
+
+class _NotAcceptable(CheesecellarError):
+    status = 406
+
+    def __init__(self) -> None:
+        super().__init__(
+            "Not Acceptable. This index serves text/html, "
+            f"{negotiate.V1_HTML} and {negotiate.V1_JSON}."
+        )
+
+
+def _field(post: Any, name: str) -> str:
+    value = post.getall(name)
+    if len(value) != 1 or not isinstance(value[0], str) or not value[0].strip():
+        raise BadRequest(f"The field {name!r} is required, once.")
+    return str(value[0]).strip()
+
+
+def _content_type(filename: str) -> str:
+    if filename.endswith((".tar.gz", ".tgz")):
+        return "application/gzip"
+    if filename.endswith(".zip"):
+        return "application/zip"
+    if filename.endswith(".tar.bz2"):
+        return "application/x-bzip2"
+    if filename.endswith(".tar.xz"):
+        return "application/x-xz"
+    return "application/octet-stream"
+
+
+def _error_page(error: bottle.HTTPError) -> str:
+    bottle.response.content_type = TEXT
+    if error.status_code >= 500:
+        log.error("internal error: %s", error.traceback or error.body)
+        return "Internal server error.\n"
+    return f"{error.status_line}\n"
