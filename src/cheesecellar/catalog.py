@@ -14,11 +14,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from packaging.version import InvalidVersion, Version
 
-from .distributions import Distribution, check_upload_filename, normalize_name, parse_filename
+from .distributions import (
+    Distribution,
+    check_upload_filename,
+    is_valid_name,
+    normalize_name,
+    parse_filename,
+)
 from .errors import (
     BadRequest,
     DigestMismatch,
@@ -109,6 +115,8 @@ class Catalog:
 
     def project(self, normalized: str) -> Project | None:
         """The project's current manifest; one stat when nothing changed."""
+        if not is_valid_name(normalized) or normalize_name(normalized) != normalized:
+            return None  # never let an arbitrary string become a storage key
         key = manifest_key(normalized)
         version = self.storage.doc_version(key)
         if version is None:
@@ -221,14 +229,14 @@ class Catalog:
                 continue
         return hashlib.sha256(meta.raw).hexdigest()
 
-    def add_record(self, dist: Distribution, record: FileRecord) -> Project:
+    def add_record(self, dist: Distribution, record: FileRecord, display_name: str) -> Project:
         """Record a file that is already stored; an existing entry for it is replaced."""
 
         def change(project: Project) -> Project:
             files = [f for f in project.files if f.filename != record.filename]
             return replace(project, files=(*files, record))
 
-        return self.update_project(dist.project, dist.name, change)
+        return self.update_project(dist.project, display_name, change)
 
     def upload(self, upload: Upload) -> bool:
         """Store an upload; True when stored, False when identical bytes were already there."""
@@ -250,7 +258,10 @@ class Catalog:
                 os.unlink(tmp)
 
     def _receive(self, upload: Upload, out: BinaryIO) -> tuple[str, int]:
-        hashes = {"sha256": hashlib.sha256(), "blake2_256": hashlib.blake2b(digest_size=32)}
+        hashes: dict[str, Any] = {
+            "sha256": hashlib.sha256(),
+            "blake2_256": hashlib.blake2b(digest_size=32),
+        }
         if "md5" in upload.digests:
             hashes["md5"] = hashlib.md5(usedforsecurity=False)
         size = 0
@@ -305,7 +316,7 @@ class Catalog:
             metadata_sha256=meta_sha,
             uploader=upload.uploader,
         )
-        self.add_record(dist, record)
+        self.add_record(dist, record, upload.name)
         log.info(
             "stored %s (%d bytes%s)", dist.filename, facts.size, ", replaced" if replaced else ""
         )

@@ -113,13 +113,12 @@ def parse_filename(filename: str) -> Distribution:
     check_safe_filename(filename)
     if filename.lower().endswith(".whl"):
         try:
-            name, version, build, tags = parse_wheel_filename(filename)
+            parsed_version = parse_wheel_filename(filename)[1]
         except (InvalidWheelFilename, InvalidVersion) as exc:
             raise InvalidFilename(f"Bad filename: {filename!r} is not a valid wheel name.") from exc
         parts = filename[:-4].split("-")
         tag_text = "-".join(parts[2:])
-        del build, tags
-        return Distribution(filename, parts[0], str(version), "wheel", ".whl", tag_text)
+        return Distribution(filename, parts[0], str(parsed_version), "wheel", ".whl", tag_text)
     split = _split_extension(filename, SDIST_EXTENSIONS)
     if split is None:
         raise InvalidFilename(

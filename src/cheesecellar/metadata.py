@@ -8,7 +8,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -68,7 +68,7 @@ def parse_core_metadata(raw: bytes) -> CoreMetadata:
     )
 
 
-def _read_bounded(stream: BinaryIO, what: str) -> bytes:
+def _read_bounded(stream: IO[bytes], what: str) -> bytes:
     data = stream.read(MAX_METADATA_BYTES + 1)
     if len(data) > MAX_METADATA_BYTES:
         raise InvalidDistribution(f"Invalid distribution file. {what} is larger than 8 MiB.")

@@ -17,6 +17,7 @@ from pathlib import Path
 from .catalog import Catalog, file_facts, same_distribution
 from .distributions import Distribution, parse_filename
 from .errors import BadRequest
+from .metadata import CoreMetadata
 from .records import FileRecord, Project, utc_now
 from .storage.filesystem import STATE_DIR
 
@@ -36,7 +37,9 @@ class Scanner:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self._lock = threading.Lock()
-        self._mtimes: dict[DirKey, int | None] = {}
+        # Per directory: the mtime last listed, and when to list it once more because that
+        # mtime was too recent to trust.
+        self._mtimes: dict[DirKey, tuple[int | None, int | None]] = {}
         self._files: dict[DirKey, set[str]] = {}  # names recorded per directory
 
     def _dir_path(self, key: DirKey) -> Path:
@@ -57,7 +60,7 @@ class Scanner:
                 for record in project.files if project else ():
                     self._remember(record)
             for index in range(len(self.catalog.roots)):
-                self._mtimes.setdefault((index, ""), None)
+                self._mtimes.setdefault((index, ""), (None, None))
             return self._refresh_locked(progress)
 
     def refresh(self) -> int:
@@ -66,23 +69,26 @@ class Scanner:
             return self._refresh_locked(None)
 
     def _refresh_locked(self, progress: Progress | None) -> int:
+        now = time.time_ns()
         changed: list[DirKey] = []
-        for key, seen in list(self._mtimes.items()):
+        for key, (seen, recheck_at) in list(self._mtimes.items()):
             try:
                 mtime = os.stat(self._dir_path(key)).st_mtime_ns
             except FileNotFoundError:
                 del self._mtimes[key]
                 changed.append(key)
                 continue
-            if mtime != seen:
+            if mtime != seen or (recheck_at is not None and now >= recheck_at):
                 changed.append(key)
         found: list[tuple[DirKey, str, Distribution]] = []
         for key in changed:
             found.extend(self._list(key))
-        for index, (key, name, dist) in enumerate(found):
-            if progress is not None:
-                progress(index, len(found), name)
-            self._adopt(key, name, dist)
+        by_project: dict[str, list[tuple[DirKey, str, Distribution]]] = {}
+        for item in found:
+            by_project.setdefault(item[2].project, []).append(item)
+        done = 0
+        for items in by_project.values():
+            done = self._adopt(items, done, len(found), progress)
         if progress is not None and found:
             progress(len(found), len(found), "")
         return len(found)
@@ -97,7 +103,8 @@ class Scanner:
         except (FileNotFoundError, NotADirectoryError):
             entries, mtime = [], None
         if mtime is not None:
-            self._mtimes[key] = mtime if now - mtime > _SETTLE_NS else None
+            settled = now - mtime > _SETTLE_NS
+            self._mtimes[key] = (mtime, None if settled else mtime + _SETTLE_NS)
         on_disk: set[str] = set()
         found: list[tuple[DirKey, str, Distribution]] = []
         for entry in entries:
@@ -106,7 +113,7 @@ class Scanner:
             if entry.is_dir(follow_symlinks=False):
                 sub = (key[0], f"{key[1]}/{entry.name}" if key[1] else entry.name)
                 if sub not in self._mtimes:
-                    self._mtimes[sub] = None
+                    self._mtimes[sub] = (None, None)
                     found.extend(self._list(sub))
                 continue
             if not entry.is_file():
@@ -126,41 +133,69 @@ class Scanner:
         parent = record.path.rpartition("/")[0]
         self._files.setdefault((record.root, parent), set()).add(record.filename)
 
-    def _adopt(self, key: DirKey, name: str, dist: Distribution) -> None:
-        relpath = f"{key[1]}/{name}" if key[1] else name
-        project = self.catalog.project(dist.project)
-        listed = project.file(name) if project else None
-        if listed is None and project is not None:
-            # The same distribution under another spelling is a duplicate, not a new file.
-            listed = next((r for r in project.files if same_distribution(r.filename, dist)), None)
-        self._files.setdefault(key, set()).add(name)
-        if listed is not None:
-            if (listed.root, listed.path) != (key[0], relpath):
-                log.warning("ignoring %s: the same file is listed from %s", relpath, listed.path)
-            return
-        path = self._dir_path(key) / name
-        try:
-            facts = file_facts(path, dist, strict=False)
-        except FileNotFoundError:
-            self._files[key].discard(name)
-            return
-        meta_sha = self.catalog.store_metadata(name, facts.metadata, wheel=dist.kind == "wheel")
-        record = FileRecord(
-            filename=name,
-            root=key[0],
-            path=relpath,
-            version=dist.version,
-            sha256=facts.sha256,
-            size=facts.size,
-            uploaded=utc_now(),
-            requires_python=facts.metadata.requires_python if facts.metadata else None,
-            metadata_sha256=meta_sha,
-        )
-        current = self.catalog.project(dist.project)
-        if current is not None and current.file(name) is not None:
-            return  # another process recorded it meanwhile
-        self.catalog.add_record(dist, record)
-        log.info("discovered %s", relpath)
+    def _adopt(
+        self,
+        items: list[tuple[DirKey, str, Distribution]],
+        done: int,
+        total: int,
+        progress: Progress | None,
+    ) -> int:
+        """Record the unrecorded files of one project, in one manifest update."""
+        project = self.catalog.project(items[0][2].project)
+        records: list[FileRecord] = []
+        metas: list[CoreMetadata | None] = []
+        for key, name, dist in items:
+            if progress is not None:
+                progress(done, total, name)
+            done += 1
+            relpath = f"{key[1]}/{name}" if key[1] else name
+            self._files.setdefault(key, set()).add(name)
+            listed = None
+            if project is not None:
+                # The same distribution under another spelling is a duplicate, not a new file.
+                listed = project.file(name) or next(
+                    (r for r in project.files if same_distribution(r.filename, dist)), None
+                )
+            if listed is not None:
+                if (listed.root, listed.path) != (key[0], relpath):
+                    log.warning(
+                        "ignoring %s: the same file is listed from %s", relpath, listed.path
+                    )
+                continue
+            try:
+                facts = file_facts(self._dir_path(key) / name, dist, strict=False)
+            except FileNotFoundError:
+                self._files[key].discard(name)
+                continue
+            meta = facts.metadata
+            metas.append(meta)
+            records.append(
+                FileRecord(
+                    filename=name,
+                    root=key[0],
+                    path=relpath,
+                    version=dist.version,
+                    sha256=facts.sha256,
+                    size=facts.size,
+                    uploaded=utc_now(),
+                    requires_python=meta.requires_python if meta else None,
+                    metadata_sha256=self.catalog.store_metadata(
+                        name, meta, wheel=dist.kind == "wheel"
+                    ),
+                )
+            )
+        if records:
+            first = items[0][2]
+
+            def add(current: Project) -> Project | None:
+                # Another process may have recorded some of them meanwhile: keep its records.
+                new = [r for r in records if current.file(r.filename) is None]
+                return replace(current, files=(*current.files, *new)) if new else None
+
+            display = next((m.name for m in metas if m is not None), first.name)
+            self.catalog.update_project(first.project, display, add)
+            log.info("discovered %d file(s) of %s", len(records), first.project)
+        return done
 
     def _forget(self, key: DirKey, name: str) -> None:
         self._files[key].discard(name)

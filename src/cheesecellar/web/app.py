@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
-import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote as urlquote
 
@@ -18,12 +19,11 @@ from ..catalog import Catalog, Upload
 from ..config import Config
 from ..distributions import is_valid_name, normalize_name
 from ..errors import BadRequest, CheesecellarError, Gone, NotFound, TooLarge
-from ..scanner import Scanner
+from ..scanner import Progress, Scanner
 from . import negotiate, pages
 from .upload import read_action, read_upload
 
 log = logging.getLogger("cheesecellar.web")
-access_log = logging.getLogger("cheesecellar.access")
 
 TEXT = "text/plain; charset=utf-8"
 # Room for the multipart envelope and form fields around the file itself.
@@ -37,8 +37,6 @@ def _reason(message: str) -> str:
 
 
 def error_response(status: int, message: str, **headers: str) -> HTTPResponse:
-    from http import HTTPStatus
-
     phrase = _reason(message) or HTTPStatus(status).phrase
     return HTTPResponse(
         body=message + "\n", status=f"{status} {phrase}", headers={"Content-Type": TEXT, **headers}
@@ -62,16 +60,20 @@ def _handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _base_url() -> str:
-    return request.urlparts.scheme + "://" + request.urlparts.netloc + request.script_name
+    parts = request.urlparts
+    return f"{parts.scheme}://{parts.netloc}{request.script_name}"
 
 
-def create_app(config: Config) -> Bottle:
-    """A new WSGI app for *config*; nothing is shared between apps."""
+def create_app(config: Config, progress: Progress | None = None) -> Bottle:
+    """A new WSGI app for *config*; nothing is shared between apps.
+
+    Files found without a record are hashed before it returns; *progress* hears about each.
+    """
     catalog = Catalog(
         config.roots, overwrite=config.overwrite, max_upload_bytes=config.max_upload_bytes
     )
     scanner = Scanner(catalog)
-    scanner.start()
+    scanner.start(progress)
     auth = Authenticator(config.authenticate, config.password_file, config.auther)
     cache = pages.PageCache()
     app = Bottle(autojson=False)
@@ -105,10 +107,6 @@ def create_app(config: Config) -> Bottle:
             status=status,
             headers={"Location": target, "Content-Type": TEXT, "Vary": "Accept"},
         )
-
-    @app.hook("before_request")
-    def _refresh() -> None:
-        request.environ["cheesecellar.start"] = time.perf_counter()
 
     @app.route("/", method=["GET", "HEAD"])
     @_handles_errors
@@ -190,7 +188,7 @@ def create_app(config: Config) -> Bottle:
         require("list")
         scanner.refresh()
         _, names = catalog.project_names()
-        filenames = []
+        filenames: list[str] = []
         for normalized in sorted(names):
             project = catalog.project(normalized)
             if project is not None and project.status != "quarantined":
@@ -280,15 +278,13 @@ def create_app(config: Config) -> Bottle:
         project = catalog.project(normalized)
         if project is None or not project.files or project.status == "quarantined":
             raise NotFound(f"No project named {name!r} on this index.")
-        import json
-
         latest = project.versions[-1]
         releases: dict[str, list[dict[str, Any]]] = {}
         for record in project.files:
             releases.setdefault(record.version, []).append(
                 {
                     "filename": record.filename,
-                    "url": f"{_base_url()}/packages/{pages.quote(record.filename)}",
+                    "url": f"{_base_url()}packages/{pages.quote(record.filename)}",
                     "digests": {"sha256": record.sha256},
                     "size": record.size,
                     "requires_python": record.requires_python,
