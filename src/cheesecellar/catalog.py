@@ -35,7 +35,14 @@ from .errors import (
     TooLarge,
 )
 from .metadata import CoreMetadata, read_metadata
-from .records import FileRecord, Project, project_from_json, project_to_json, utc_now
+from .records import (
+    PROJECT_STATUSES,
+    FileRecord,
+    Project,
+    project_from_json,
+    project_to_json,
+    utc_now,
+)
 from .storage import AlreadyExists, Conflict, FileStorage
 from .storage.filesystem import safe_join
 
@@ -326,7 +333,7 @@ class Catalog:
         """Delete every file of one release; the names removed. NotFound when there are none."""
         normalized = normalize_name(name)
         project = self.project(normalized)
-        doomed = [r for r in project.files if _same_version(r.version, version)] if project else []
+        doomed = [r for r in project.files if same_version(r.version, version)] if project else []
         if not doomed or project is None:
             raise NotFound(f"{name} ({version}) not found")
         for record in doomed:
@@ -340,6 +347,54 @@ class Catalog:
             lambda p: replace(p, files=tuple(f for f in p.files if f.filename not in gone)),
         )
         return sorted(gone)
+
+    def _release(self, name: str, version: str, filename: str | None) -> tuple[Project, set[str]]:
+        project = self.project(normalize_name(name))
+        files = [
+            r
+            for r in (project.files if project else ())
+            if same_version(r.version, version) and filename in (None, r.filename)
+        ]
+        if project is None or not files:
+            raise NotFound(f"{name} ({version}{', ' + filename if filename else ''}) not found")
+        return project, {r.filename for r in files}
+
+    def yank(
+        self, name: str, version: str, reason: str = "", *, filename: str | None = None
+    ) -> list[str]:
+        """PEP 592: mark a release's files (or one file) yanked, with an optional reason."""
+        return self._set_yanked(name, version, reason, filename)
+
+    def unyank(self, name: str, version: str, *, filename: str | None = None) -> list[str]:
+        """Undo :meth:`yank`."""
+        return self._set_yanked(name, version, None, filename)
+
+    def _set_yanked(
+        self, name: str, version: str, reason: str | None, filename: str | None
+    ) -> list[str]:
+        project, chosen = self._release(name, version, filename)
+
+        def change(current: Project) -> Project:
+            files = tuple(
+                replace(f, yanked=reason) if f.filename in chosen else f for f in current.files
+            )
+            return replace(current, files=files)
+
+        self.update_project(project.normalized, project.name, change)
+        return sorted(chosen)
+
+    def set_status(self, name: str, status: str, reason: str = "") -> Project:
+        """PEP 792: set the project's status (active, archived, quarantined, deprecated)."""
+        if status not in PROJECT_STATUSES:
+            raise BadRequest(
+                f"Unknown project status {status!r}; use one of {', '.join(PROJECT_STATUSES)}."
+            )
+        normalized = normalize_name(name)
+        if self.project(normalized) is None:
+            raise NotFound(f"No project named {name!r} on this index.")
+        return self.update_project(
+            normalized, name, lambda p: replace(p, status=status, status_reason=reason)
+        )
 
 
 def _exists(filename: str, sha256: str) -> FileExists:
@@ -356,7 +411,8 @@ def same_distribution(filename: str, dist: Distribution) -> bool:
         return False
 
 
-def _same_version(a: str, b: str) -> bool:
+def same_version(a: str, b: str) -> bool:
+    """PEP 440 equality (``1.0`` is ``1.0.0``); plain comparison for unparsable versions."""
     try:
         return Version(a) == Version(b)
     except InvalidVersion:
@@ -364,7 +420,7 @@ def _same_version(a: str, b: str) -> bool:
 
 
 def _check_metadata_version(meta: CoreMetadata, form_version: str) -> None:
-    if not _same_version(meta.version, form_version):
+    if not same_version(meta.version, form_version):
         raise InvalidDistribution(
             f"Invalid distribution file. Its metadata says version {meta.version!r}, "
             f"the upload form {form_version!r}."

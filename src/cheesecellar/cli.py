@@ -7,6 +7,7 @@ import logging
 import re
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -23,10 +24,11 @@ from .config import (
     password_file_of,
 )
 from .errors import CheesecellarError
+from .records import PROJECT_STATUSES
 
 log = logging.getLogger("cheesecellar")
 
-COMMANDS = ("run", "update", "deploy-apache")
+COMMANDS = ("run", "update", "deploy-apache", "reindex", "yank", "unyank", "status")
 _SIZE_RE = re.compile(r"^(\d+)([kmg]i?b?)?\Z", re.IGNORECASE)
 
 
@@ -150,6 +152,27 @@ def build_parser() -> argparse.ArgumentParser:
     _run_parser(sub.add_parser("run", help="serve package directories over HTTP"))
     update = sub.add_parser("update", help="(pypiserver) not supported by cheesecellar")
     update.add_argument("rest", nargs=argparse.REMAINDER)
+    reindex = sub.add_parser(
+        "reindex",
+        help="record every file of the directories (hash, metadata, upload time) without serving",
+    )
+    _common(reindex)
+    reindex.add_argument("roots", nargs="+", metavar="DIR", help="package directories")
+    for verb, text in (("yank", "mark a release yanked (PEP 592)"), ("unyank", "undo a yank")):
+        cmd = sub.add_parser(verb, help=text)
+        _common(cmd)
+        cmd.add_argument("root", metavar="DIR", help="the package directory (the first one)")
+        cmd.add_argument("name", help="project name")
+        cmd.add_argument("version", help="release version")
+        cmd.add_argument("--filename", help="only this file of the release")
+        if verb == "yank":
+            cmd.add_argument("--reason", default="", help="shown to installers")
+    status = sub.add_parser("status", help="set a project's status (PEP 792)")
+    _common(status)
+    status.add_argument("root", metavar="DIR", help="the package directory (the first one)")
+    status.add_argument("name", help="project name")
+    status.add_argument("status", choices=PROJECT_STATUSES)
+    status.add_argument("--reason", default="", help="shown to installers")
     from . import deploy
 
     deploy.configure_parser(
@@ -168,8 +191,8 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return ["run", *argv]
 
 
-def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.verbose else logging.INFO
+def _setup_logging(args: argparse.Namespace, quiet: bool = False) -> None:
+    level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     handlers: list[logging.Handler] = []
     if args.log_stream != "none":
         handlers.append(
@@ -220,7 +243,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not first.is_dir():
         first.mkdir(parents=True)
         log.info("created package directory %s", first)
-    application = with_access_log(create_app(config))
+    application = with_access_log(create_app(config, ProgressBar()))
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
     server: Any = waitress.create_server(
         application, host=config.host, port=config.port, threads=args.threads,
@@ -251,6 +274,64 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+class ProgressBar:
+    """A one-line progress bar on a terminal; a line per 10% elsewhere."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._last = -1
+        self._started = time.monotonic()
+
+    def __call__(self, done: int, total: int, name: str) -> None:
+        if total <= 0:
+            return
+        if self.tty:
+            width = 30
+            filled = width * done // total
+            bar = "#" * filled + "-" * (width - filled)
+            print(f"\r[{bar}] {done}/{total} {name[:40]:<40}", end="", file=self.stream, flush=True)
+            if done == total:
+                print(file=self.stream, flush=True)
+            return
+        tenth = 10 * done // total
+        if tenth != self._last:
+            self._last = tenth
+            print(f"hashing: {done}/{total} files", file=self.stream, flush=True)
+
+
+def _maintain(args: argparse.Namespace) -> int:
+    """The subcommands that work on a package directory directly, without a server."""
+    from .catalog import Catalog
+    from .scanner import Scanner
+
+    roots = [Path(r).expanduser().resolve() for r in getattr(args, "roots", None) or [args.root]]
+    for root in roots:
+        if not root.is_dir():
+            raise CheesecellarError(f"package directory {str(root)!r} does not exist")
+    catalog = Catalog(roots)
+    started = time.monotonic()
+    found = Scanner(catalog).start(ProgressBar() if args.command == "reindex" else None)
+    if args.command == "reindex":
+        names = catalog.project_names()[1]
+        files = sum(len(p.files) for n in names if (p := catalog.project(n)) is not None)
+        print(
+            f"reindexed {len(names)} project(s), {files} file(s); {found} newly recorded "
+            f"in {time.monotonic() - started:.1f}s"
+        )
+    elif args.command == "yank":
+        changed = catalog.yank(args.name, args.version, args.reason, filename=args.filename)
+        print("yanked " + ", ".join(changed))
+    elif args.command == "unyank":
+        print(
+            "unyanked " + ", ".join(catalog.unyank(args.name, args.version, filename=args.filename))
+        )
+    else:
+        project = catalog.set_status(args.name, args.status, args.reason)
+        print(f"{project.normalized} is now {project.status}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
@@ -262,6 +343,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(
                 "'update' (checking PyPI for newer releases) is not supported by cheesecellar"
             )
+        if args.command in ("reindex", "yank", "unyank", "status"):
+            _setup_logging(args, quiet=True)
+            return _maintain(args)
         if args.command == "deploy-apache":
             from . import deploy
 

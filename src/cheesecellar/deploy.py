@@ -72,7 +72,7 @@ _VHOST_BODY = """\
     # One interpreter per process: bcrypt and cryptography (PyO3) fail in sub-interpreters.
     WSGIApplicationGroup %{GLOBAL}
     # mod_wsgi drops the Authorization header unless told otherwise: every upload would get 401.
-    WSGIPassAuthorization Off
+    WSGIPassAuthorization On
     WSGIScriptAlias {PREFIX} {WSGI_FILE}
     # Largest request body in bytes (the largest upload); Apache answers 413 above it.
     LimitRequestBody {LIMIT_REQUEST_BODY}

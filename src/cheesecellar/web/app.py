@@ -9,18 +9,19 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote as urlquote
+from urllib.parse import urlsplit
 
 import bottle
 from bottle import Bottle, HTTPResponse, request, static_file
 
 from .. import __version__
 from ..auth import Authenticator
-from ..catalog import Catalog, Upload
+from ..catalog import Catalog, Upload, same_version
 from ..config import Config
 from ..distributions import is_valid_name, normalize_name
-from ..errors import BadRequest, CheesecellarError, Gone, NotFound, TooLarge
+from ..errors import BadRequest, CheesecellarError, Forbidden, Gone, NotFound, TooLarge
 from ..scanner import Progress, Scanner
-from . import negotiate, pages
+from . import negotiate, pages, pypi_json
 from .upload import read_action, read_upload
 
 log = logging.getLogger("cheesecellar.web")
@@ -53,8 +54,6 @@ def _handles_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if exc.status == 401:
                 headers["WWW-Authenticate"] = 'Basic realm="cheesecellar"'
             return error_response(exc.status, str(exc), **headers)
-        except bottle.MultipartError as exc:
-            return error_response(400, f"Malformed multipart body: {exc.body}")
 
     return wrapper
 
@@ -237,13 +236,14 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     @_handles_errors
     def upload_action() -> HTTPResponse:
         user = require("update")
+        _refuse_cross_site()
         length = request.content_length
         if length > config.max_upload_bytes + _FORM_OVERHEAD:
             raise TooLarge(f"File too large. The limit is {config.max_upload_bytes} bytes.")
         try:
             post = request.POST
-        except bottle.MultipartError:
-            raise
+        except bottle.HTTPError as exc:  # MultipartError and body read errors
+            raise BadRequest(f"Malformed request body: {exc.body}") from exc
         except (ValueError, UnicodeError, IndexError, KeyError) as exc:
             raise BadRequest(f"Malformed form data: {exc}") from exc
         action = read_action(post)
@@ -255,49 +255,72 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
             message = "" if stored else f"{form.filename} is already stored with identical content."
             return HTTPResponse(body=message, headers={"Content-Type": TEXT})
         if action == "remove_pkg":
-            name = _field(post, "name")
-            version = _field(post, "version")
-            removed = catalog.remove(name, version)
-            return HTTPResponse(
-                body="Removed " + ", ".join(removed) + "\n", headers={"Content-Type": TEXT}
+            removed = catalog.remove(_field(post, "name"), _field(post, "version"))
+            return _text_response("Removed " + ", ".join(removed))
+        if action in ("yank", "unyank"):
+            name, version = _field(post, "name"), _field(post, "version")
+            filename = _optional(post, "filename")
+            if action == "yank":
+                changed = catalog.yank(
+                    name, version, _optional(post, "reason") or "", filename=filename
+                )
+            else:
+                changed = catalog.unyank(name, version, filename=filename)
+            return _text_response(f"{action.capitalize()}ed " + ", ".join(changed))
+        if action == "set_status":
+            project = catalog.set_status(
+                _field(post, "name"), _field(post, "status"), _optional(post, "reason") or ""
             )
+            return _text_response(f"{project.normalized} is {project.status}")
         if action == "doc_upload":
             raise Gone("Documentation uploads are not supported; host docs elsewhere.")
         if action in ("submit", "submit_pkg_info", "verify"):
             raise Gone("Project pre-registration is not needed: upload files directly.")
         raise BadRequest(f"Unsupported ':action' field: {action}")
 
-    @app.route("/<name>/json", method=["GET", "HEAD"])
-    @_handles_errors
-    def pypiserver_json(name: str) -> HTTPResponse:
+    def json_api(name: str, version: str | None, prefix: str) -> HTTPResponse:
         require("list")
         normalized = normalize_name(name)
         if normalized != name:
-            return redirect(f"../{urlquote(normalized, safe='')}/json")
+            if not is_valid_name(name):
+                raise NotFound(f"Not a valid project name: {name!r}")
+            tail = f"{urlquote(version, safe='')}/json" if version else "json"
+            return redirect(f"{prefix}{urlquote(normalized, safe='')}/{tail}")
         scanner.refresh()
         project = catalog.project(normalized)
         if project is None or not project.files or project.status == "quarantined":
             raise NotFound(f"No project named {name!r} on this index.")
-        latest = project.versions[-1]
-        releases: dict[str, list[dict[str, Any]]] = {}
-        for record in project.files:
-            releases.setdefault(record.version, []).append(
-                {
-                    "filename": record.filename,
-                    "url": f"{_base_url()}packages/{pages.quote(record.filename)}",
-                    "digests": {"sha256": record.sha256},
-                    "size": record.size,
-                    "requires_python": record.requires_python,
-                    "upload_time_iso_8601": record.uploaded,
-                    "yanked": record.yanked is not None,
-                }
-            )
-        doc = {
-            "info": {"name": project.name, "version": latest},
-            "releases": releases,
-            "urls": releases[latest],
-        }
+        if version is not None:
+            matches = [v for v in project.versions if same_version(v, version)]
+            if not matches:
+                raise NotFound(f"{name} has no version {version!r}.")
+            version = matches[0]
+        wanted = version or project.versions[-1]
+        with_metadata = next(
+            (r for r in project.files if r.version == wanted and r.metadata_sha256), None
+        )
+        doc = pypi_json.project_json(
+            project,
+            version,
+            _base_url(),
+            catalog.metadata_path(with_metadata) if with_metadata else None,
+        )
         return HTTPResponse(body=json.dumps(doc), headers={"Content-Type": "application/json"})
+
+    @app.route("/pypi/<name>/json", method=["GET", "HEAD"])
+    @_handles_errors
+    def pypi_project_json(name: str) -> HTTPResponse:
+        return json_api(name, None, "../")
+
+    @app.route("/pypi/<name>/<version>/json", method=["GET", "HEAD"])
+    @_handles_errors
+    def pypi_version_json(name: str, version: str) -> HTTPResponse:
+        return json_api(name, version, "../../")
+
+    @app.route("/<name>/json", method=["GET", "HEAD"])
+    @_handles_errors
+    def pypiserver_json(name: str) -> HTTPResponse:
+        return json_api(name, None, "../")
 
     for code in (400, 404, 405, 413, 500):
         app.error(code)(_error_page)
@@ -314,6 +337,28 @@ class _NotAcceptable(CheesecellarError):
             "Not Acceptable. This index serves text/html, "
             f"{negotiate.V1_HTML} and {negotiate.V1_JSON}."
         )
+
+
+def _refuse_cross_site() -> None:
+    """A browser form on another site must not upload or remove with cached credentials."""
+    if request.get_header("Sec-Fetch-Site", "").lower() == "cross-site":
+        raise Forbidden("Cross-site requests cannot change this index.")
+    origin = request.get_header("Origin")
+    if origin is None:
+        return  # twine, uv, pip and other non-browser clients send no Origin
+    if urlsplit(origin).netloc.lower() != request.urlparts.netloc.lower():
+        raise Forbidden("Cross-site requests cannot change this index.")
+
+
+def _text_response(message: str) -> HTTPResponse:
+    return HTTPResponse(body=message + "\n", headers={"Content-Type": TEXT})
+
+
+def _optional(post: Any, name: str) -> str | None:
+    value = post.getall(name)
+    if len(value) > 1 or (value and not isinstance(value[0], str)):
+        raise BadRequest(f"The field {name!r} may be sent once, as text.")
+    return str(value[0]).strip() if value else None
 
 
 def _field(post: Any, name: str) -> str:

@@ -16,7 +16,8 @@ from bottle import SimpleTemplate
 from ..records import FileRecord, Project
 from .negotiate import HTML, V1_HTML, V1_JSON
 
-API_VERSION = "1.1"
+# 1.1 (PEP 700) is complete; 1.2-1.4 add only optional keys, of which PEP 792 is served.
+API_VERSION = "1.4"
 
 
 def quote(text: str) -> str:
