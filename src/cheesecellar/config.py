@@ -62,6 +62,8 @@ class Config:
             ("/simple", "/packages")
         ):
             raise ConfigError(f"health_endpoint: {self.health_endpoint!r} is not a free path")
+        if self.welcome_file is not None and not self.welcome_file.is_file():
+            raise ConfigError(f"welcome: {str(self.welcome_file)!r} is not a readable file")
         if self.fallback_url is not None and not re.match(r"https?://\S+\Z", self.fallback_url):
             raise ConfigError(f"fallback_url: {self.fallback_url!r} is not an http(s) URL")
 

@@ -12,7 +12,7 @@ from urllib.parse import quote as urlquote
 from urllib.parse import urlsplit
 
 import bottle
-from bottle import Bottle, HTTPResponse, request, static_file
+from bottle import Bottle, HTTPResponse, SimpleTemplate, request, static_file
 
 from .. import __version__
 from ..auth import Authenticator
@@ -77,6 +77,11 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     cache = pages.PageCache()
     app = Bottle(autojson=False)
     page_cache_control = f"max-age={config.page_max_age}, public"
+    welcome_template = (
+        SimpleTemplate(config.welcome_file.read_text(encoding="utf-8"))
+        if config.welcome_file is not None
+        else None
+    )
 
     def require(action: str) -> str | None:
         return auth.authorize(action, request.get_header("Authorization"))
@@ -111,16 +116,24 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     @_handles_errors
     def welcome() -> HTTPResponse:
         base = _base_url().rstrip("/") + "/"
-        count = None
-        if not auth.needs_login("list"):
-            count = len(catalog.project_names()[1])
-        body = pages.template("welcome").render(
-            version=__version__,
-            url=base,
-            simple=base + "simple/",
-            host=request.urlparts.hostname,
-            count=count,
-        )
+        names = None if auth.needs_login("list") else catalog.project_names()[1]
+        if welcome_template is not None:
+            # pypiserver's --welcome variables; the package list only when listing is open.
+            body = welcome_template.render(
+                URL=base,
+                VERSION=__version__,
+                NUMPKGS=len(names) if names is not None else "",
+                PACKAGES=base + "packages/",
+                SIMPLE=base + "simple/",
+            )
+        else:
+            body = pages.template("welcome").render(
+                version=__version__,
+                url=base,
+                simple=base + "simple/",
+                host=request.urlparts.hostname,
+                count=len(names) if names is not None else None,
+            )
         return HTTPResponse(body=body, headers={"Content-Type": "text/html; charset=utf-8"})
 
     @app.route(config.health_endpoint, method=["GET", "HEAD"])
