@@ -43,7 +43,7 @@ from .records import (
     project_to_json,
     utc_now,
 )
-from .storage import AlreadyExists, Conflict, FileStorage
+from .storage import AlreadyExists, Conflict, Storage
 from .storage.filesystem import safe_join
 
 log = logging.getLogger(__name__)
@@ -82,14 +82,19 @@ class Facts:
     metadata: CoreMetadata | None
 
 
-def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
-    """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
+def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
     sha = hashlib.sha256()
     size = 0
+    while chunk := stream.read(CHUNK):
+        sha.update(chunk)
+        size += len(chunk)
+    return sha.hexdigest(), size
+
+
+def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
+    """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
     with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            sha.update(chunk)
-            size += len(chunk)
+        sha256, size = _hash_stream(fh)
     try:
         meta: CoreMetadata | None = read_metadata(path, dist)
     except InvalidDistribution:
@@ -97,7 +102,7 @@ def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
             raise
         log.warning("cannot read the metadata of %s; listed without it", path)
         meta = None
-    return Facts(sha.hexdigest(), size, meta)
+    return Facts(sha256, size, meta)
 
 
 class Catalog:
@@ -105,13 +110,15 @@ class Catalog:
 
     def __init__(
         self,
-        roots: Sequence[Path],
+        storage: Storage,
+        roots: Sequence[Path] = (),
         *,
         overwrite: bool = False,
         max_upload_bytes: int | None = None,
     ) -> None:
+        # roots: the local package directories; the first is the FileStorage's own root.
+        self.storage = storage
         self.roots = [Path(r) for r in roots]
-        self.storage = FileStorage(self.roots[0])
         self.overwrite = overwrite
         self.max_upload_bytes = max_upload_bytes
         self._lock = threading.RLock()
@@ -165,15 +172,26 @@ class Catalog:
         record = project.file(filename)
         return (project, record) if record is not None else None
 
-    def file_path(self, record: FileRecord) -> Path:
+    def file_path(self, record: FileRecord) -> Path | None:
+        """The file's local path, or None when storage keeps it elsewhere."""
         if record.root == 0:
-            return self.storage.path(record.path)
+            return self.storage.local_path(record.path)
         return safe_join(self.roots[record.root], record.path)
 
-    def metadata_path(self, record: FileRecord) -> Path | None:
+    def open_file(self, record: FileRecord) -> BinaryIO:
+        if record.root == 0:
+            return self.storage.open(record.path)
+        return open(safe_join(self.roots[record.root], record.path), "rb")
+
+    def download_url(self, record: FileRecord) -> str | None:
+        return self.storage.download_url(record.path, record.filename) if record.root == 0 else None
+
+    def metadata_file(self, record: FileRecord) -> bytes | None:
+        """The core metadata file served at ``<file>.metadata`` (PEP 658), if there is one."""
         if record.metadata_sha256 is None:
             return None
-        return self.storage.doc_path(metadata_key(record.filename))
+        got = self.storage.read_doc(metadata_key(record.filename))
+        return got[0] if got else None
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -303,7 +321,8 @@ class Catalog:
         try:
             self.storage.put_new(dist.filename, tmp)
         except AlreadyExists:
-            on_disk = file_facts(self.storage.path(dist.filename), dist, strict=False).sha256
+            with self.storage.open(dist.filename) as stored:
+                on_disk = _hash_stream(stored)[0]
             if on_disk != facts.sha256:
                 if not self.overwrite:
                     raise _exists(dist.filename, on_disk) from None
@@ -337,8 +356,11 @@ class Catalog:
         if not doomed or project is None:
             raise NotFound(f"{name} ({version}) not found")
         for record in doomed:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.file_path(record))
+            if record.root == 0:
+                self.storage.delete(record.path)
+            else:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(safe_join(self.roots[record.root], record.path))
             self.storage.discard_doc(metadata_key(record.filename))
         gone = {r.filename for r in doomed}
         self.update_project(

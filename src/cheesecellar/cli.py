@@ -304,12 +304,15 @@ def _maintain(args: argparse.Namespace) -> int:
     """The subcommands that work on a package directory directly, without a server."""
     from .catalog import Catalog
     from .scanner import Scanner
+    from .storage import FileStorage
 
     roots = [Path(r).expanduser().resolve() for r in getattr(args, "roots", None) or [args.root]]
     for root in roots:
         if not root.is_dir():
             raise CheesecellarError(f"package directory {str(root)!r} does not exist")
-    catalog = Catalog(roots)
+    storage = FileStorage(roots[0])
+    storage.prepare()
+    catalog = Catalog(storage, roots)
     started = time.monotonic()
     found = Scanner(catalog).start(ProgressBar() if args.command == "reindex" else None)
     if args.command == "reindex":

@@ -48,7 +48,6 @@ class Scanner:
 
     def start(self, progress: Progress | None = None) -> int:
         """Load what is recorded, then walk every directory once; returns files discovered."""
-        self.catalog.storage.prepare()
         _, names = self.catalog.project_names()
         listed = {
             key.rpartition("/")[2][: -len(".json")]

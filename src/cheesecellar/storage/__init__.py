@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import AlreadyExists, Conflict, ObjectInfo, Storage
+from .base import AlreadyExists, Conflict, Storage
 from .filesystem import FileStorage
 
-__all__ = ["AlreadyExists", "Conflict", "FileStorage", "ObjectInfo", "Storage"]
+__all__ = ["AlreadyExists", "Conflict", "FileStorage", "Storage"]

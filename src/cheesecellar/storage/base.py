@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from ..errors import CheesecellarError
 
@@ -21,17 +20,17 @@ class Conflict(CheesecellarError):
     status = 409
 
 
-@dataclass(frozen=True)
-class ObjectInfo:
-    """One stored blob as seen by a listing: its key, size and change token."""
-
-    key: str
-    size: int
-    version: str
-
-
 class Storage(Protocol):
-    """Blobs are immutable once created; documents change by compare-and-swap."""
+    """Blobs are immutable once created; documents change by compare-and-swap.
+
+    Blob keys are a filename or a relative path; document keys look like ``index/<p>.json``.
+    """
+
+    def prepare(self) -> None:
+        """Get ready to serve (create folders, check the store, clean up after crashes)."""
+
+    def temp_file(self) -> tuple[int, Path]:
+        """A new local temp file (fd, path) to stage an upload in before :meth:`put_new`."""
 
     def put_new(self, key: str, source: Path) -> None:
         """Store the file at *source* under *key* unless the key exists (AlreadyExists)."""
@@ -39,11 +38,17 @@ class Storage(Protocol):
     def replace(self, key: str, source: Path) -> None:
         """Store *source* under *key*, replacing what is there (the overwrite option)."""
 
-    def path(self, key: str) -> Path:
-        """The local path of *key* (filesystem backends)."""
-
     def delete(self, key: str) -> None:
         """Remove the blob *key*; a missing key is not an error."""
+
+    def open(self, key: str) -> BinaryIO:
+        """Read the blob *key*; FileNotFoundError when it is missing."""
+
+    def local_path(self, key: str) -> Path | None:
+        """The blob's path on a local filesystem, or None when it has none."""
+
+    def download_url(self, key: str, filename: str) -> str | None:
+        """A URL clients may fetch the blob from directly, or None to serve it through the app."""
 
     def read_doc(self, key: str) -> tuple[bytes, str] | None:
         """The document's body and version token, or None when absent."""
@@ -52,4 +57,13 @@ class Storage(Protocol):
         """The document's current version token, cheaply, or None when absent."""
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
-        """Write a document if its version is still *expect_version* (None: must not exist)."""
+        """Write a document if its version is still *expect_version* (None: must not exist).
+
+        Returns the new version; raises Conflict when the document moved.
+        """
+
+    def discard_doc(self, key: str) -> None:
+        """Remove a document whatever its version; a missing one is not an error."""
+
+    def list_docs(self, prefix: str) -> list[str]:
+        """Keys of the documents directly under *prefix*."""

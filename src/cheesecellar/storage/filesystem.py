@@ -11,6 +11,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import InsufficientStorage, UnsafePath
 from .base import AlreadyExists, Conflict
@@ -87,11 +88,17 @@ class FileStorage:
         os.fchmod(fd, 0o644)
         return fd, Path(name)
 
-    def path(self, key: str) -> Path:
+    def local_path(self, key: str) -> Path:
         return safe_join(self.root, key)
 
+    def open(self, key: str) -> BinaryIO:
+        return open(self.local_path(key), "rb")
+
+    def download_url(self, key: str, filename: str) -> str | None:
+        return None  # served from disk by the app (sendfile under mod_wsgi)
+
     def put_new(self, key: str, source: Path) -> None:
-        target = self.path(key)
+        target = self.local_path(key)
         with _disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
@@ -102,7 +109,7 @@ class FileStorage:
             _fsync_dir(target.parent)
 
     def replace(self, key: str, source: Path) -> None:
-        target = self.path(key)
+        target = self.local_path(key)
         with _disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = self.temp_file()
@@ -114,7 +121,7 @@ class FileStorage:
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path(key))
+            os.unlink(self.local_path(key))
 
     # -- documents ---------------------------------------------------------------------------
 

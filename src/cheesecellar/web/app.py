@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http import HTTPStatus
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import quote as urlquote
 from urllib.parse import urlsplit
 
@@ -20,7 +20,9 @@ from ..catalog import Catalog, Upload, same_version
 from ..config import Config
 from ..distributions import is_valid_name, normalize_name
 from ..errors import BadRequest, CheesecellarError, Forbidden, Gone, NotFound, TooLarge
+from ..records import FileRecord
 from ..scanner import Progress, Scanner
+from ..storage import FileStorage
 from . import negotiate, pages, pypi_json
 from .upload import read_action, read_upload
 
@@ -68,8 +70,10 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
 
     Files found without a record are hashed before it returns; *progress* hears about each.
     """
+    storage = FileStorage(config.roots[0])
+    storage.prepare()
     catalog = Catalog(
-        config.roots, overwrite=config.overwrite, max_upload_bytes=config.max_upload_bytes
+        storage, config.roots, overwrite=config.overwrite, max_upload_bytes=config.max_upload_bytes
     )
     scanner = Scanner(catalog)
     scanner.start(progress)
@@ -218,30 +222,57 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
         found = catalog.locate(filename[: -len(".metadata")] if wants_metadata else filename)
         if found is None or found[0].status == "quarantined":
             raise NotFound(f"No file named {filename!r} on this index.")
-        project, record = found
+        record = found[1]
         if wants_metadata:
-            path = catalog.metadata_path(record)
-            if path is None:
-                raise NotFound(f"No metadata file for {record.filename!r}.")
-            mimetype, etag = "text/plain; charset=utf-8", f'"{record.metadata_sha256}"'
-        else:
-            path = catalog.file_path(record)
-            mimetype, etag = _content_type(record.filename), f'"{record.sha256}"'
+            return send_metadata(record)
         if config.overwrite or config.file_cache_control is not None:
-            age = config.file_cache_control or 0
-            cache_control = f"public, max-age={age}"
+            cache_control = f"public, max-age={config.file_cache_control or 0}"
         else:
             cache_control = "public, max-age=31536000, immutable"
+        url = catalog.download_url(record)
+        if url is not None:
+            return HTTPResponse(status=302, headers={"Location": url, "Content-Type": TEXT})
+        headers = {"Cache-Control": cache_control}
+        etag = f'"{record.sha256}"'
+        path = catalog.file_path(record)
+        if path is None:
+            return stream_file(record, etag, headers)
         response = static_file(
             path.name,
             root=str(path.parent),
-            mimetype=mimetype,
+            mimetype=_content_type(record.filename),
             etag=etag,
-            headers={"Cache-Control": cache_control},
+            headers=headers,
         )
         if response.status_code >= 400:
             raise NotFound(f"No file named {filename!r} on this index.")
         return response
+
+    def send_metadata(record: FileRecord) -> HTTPResponse:
+        body = catalog.metadata_file(record)
+        if body is None:
+            raise NotFound(f"No metadata file for {record.filename!r}.")
+        headers = {
+            "Content-Type": TEXT,
+            "ETag": f'"{record.metadata_sha256}"',
+            "Cache-Control": "public, max-age=31536000, immutable",
+        }
+        if headers["ETag"] == request.get_header("If-None-Match"):
+            return HTTPResponse(status=304, headers=headers)
+        return HTTPResponse(body=b"" if request.method == "HEAD" else body, headers=headers)
+
+    def stream_file(record: FileRecord, etag: str, headers: dict[str, str]) -> HTTPResponse:
+        headers = {**headers, "ETag": etag, "Content-Type": _content_type(record.filename)}
+        if etag == request.get_header("If-None-Match"):
+            return HTTPResponse(status=304, headers=headers)
+        headers["Content-Length"] = str(record.size)
+        if request.method == "HEAD":
+            return HTTPResponse(body=b"", headers=headers)
+        try:
+            stream = catalog.open_file(record)
+        except FileNotFoundError as exc:
+            raise NotFound(f"No file named {record.filename!r} on this index.") from exc
+        return HTTPResponse(body=_chunks(stream), headers=headers)
 
     @app.route("/", method="POST")
     @app.route("/legacy/", method="POST")
@@ -308,16 +339,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
             if not matches:
                 raise NotFound(f"{name} has no version {version!r}.")
             version = matches[0]
-        wanted = version or project.versions[-1]
-        with_metadata = next(
-            (r for r in project.files if r.version == wanted and r.metadata_sha256), None
-        )
-        doc = pypi_json.project_json(
-            project,
-            version,
-            _base_url(),
-            catalog.metadata_path(with_metadata) if with_metadata else None,
-        )
+        doc = pypi_json.project_json(project, version, _base_url(), catalog.metadata_file)
         return HTTPResponse(body=json.dumps(doc), headers={"Content-Type": "application/json"})
 
     @app.route("/pypi/<name>/json", method=["GET", "HEAD"])
@@ -379,6 +401,12 @@ def _field(post: Any, name: str) -> str:
     if len(value) != 1 or not isinstance(value[0], str) or not value[0].strip():
         raise BadRequest(f"The field {name!r} is required, once.")
     return str(value[0]).strip()
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    with stream:
+        while chunk := stream.read(64 * 1024):
+            yield chunk
 
 
 def _content_type(filename: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..records import FileRecord, Project
@@ -22,13 +22,10 @@ _INFO_FIELDS = {
 }
 
 
-def _metadata_fields(path: Path | None) -> dict[str, Any]:
-    if path is None:
+def _metadata_fields(raw: bytes | None) -> dict[str, Any]:
+    if raw is None:
         return {}
-    try:
-        text = path.read_bytes().decode("utf-8", "replace")
-    except OSError:
-        return {}
+    text = raw.decode("utf-8", "replace")
     msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
     info: dict[str, Any] = {key: msg.get(field) for key, field in _INFO_FIELDS.items()}
     info["requires_dist"] = msg.get_all("Requires-Dist") or None
@@ -52,9 +49,15 @@ def _file(record: FileRecord, base: str) -> dict[str, Any]:
 
 
 def project_json(
-    project: Project, version: str | None, base: str, metadata_path: Path | None
+    project: Project,
+    version: str | None,
+    base: str,
+    metadata_of: Callable[[FileRecord], bytes | None],
 ) -> dict[str, Any]:
-    """The document for a project (latest release) or for one of its versions."""
+    """The document for a project (latest release) or for one of its versions.
+
+    *metadata_of* gives a file's core metadata, from which "info" takes summary, author, ...
+    """
     files = list(project.files)
     releases: dict[str, list[dict[str, Any]]] = {v: [] for v in project.versions}
     for record in files:
@@ -72,7 +75,7 @@ def project_json(
         "yanked": all(r.yanked is not None for r in chosen_files),
         "yanked_reason": next((r.yanked for r in chosen_files if r.yanked), None),
         "project_status": project.status,
-        **_metadata_fields(metadata_path),
+        **_metadata_fields(next((m for r in chosen_files if (m := metadata_of(r))), None)),
     }
     doc: dict[str, Any] = {"info": info, "urls": [_file(r, base) for r in chosen_files]}
     if version is None:
