@@ -134,6 +134,26 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
         help="accepted for pypiserver compatibility; cheesecellar keeps its own recorded state",
     )
     parser.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    s3 = parser.add_argument_group("object storage (pip install 'cheesecellar[s3]')")
+    s3.add_argument(
+        "--storage",
+        metavar="s3://BUCKET/PREFIX",
+        help="keep files and records in an S3-compatible bucket instead of DIR",
+    )
+    s3.add_argument("--s3-endpoint", metavar="URL", help="the S3 API endpoint (default: AWS)")
+    s3.add_argument(
+        "--s3-public-endpoint",
+        metavar="URL",
+        help="endpoint clients reach for presigned downloads (default: --s3-endpoint)",
+    )
+    s3.add_argument("--s3-region", help="the bucket's region")
+    s3.add_argument(
+        "--s3-download",
+        choices=("redirect", "proxy"),
+        default="redirect",
+        help="redirect clients to a short-lived presigned URL (default), or stream "
+        "files through the server for stores clients cannot reach",
+    )
     parser.add_argument(
         "--server-base-url",
         default="/",
@@ -208,7 +228,8 @@ def _setup_logging(args: argparse.Namespace, quiet: bool = False) -> None:
 def config_from_args(args: argparse.Namespace) -> Config:
     actions = parse_actions(args.authenticate)
     check_auth_pair(args.passwords, actions)
-    roots = [Path(r).expanduser().resolve() for r in (args.roots or ["~/packages"])]
+    default_roots = [] if args.storage else ["~/packages"]
+    roots = [Path(r).expanduser().resolve() for r in (args.roots or default_roots)]
     for root in roots[1:]:
         if not root.is_dir():
             raise CheesecellarError(f"package directory {str(root)!r} does not exist")
@@ -228,6 +249,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
         health_endpoint=args.health_endpoint,
         welcome_file=Path(args.welcome) if args.welcome else None,
         verbosity=args.verbose,
+        storage=args.storage,
+        s3_endpoint=args.s3_endpoint,
+        s3_public_endpoint=args.s3_public_endpoint,
+        s3_region=args.s3_region,
+        s3_download=args.s3_download,
     )
 
 
@@ -239,10 +265,9 @@ def _serve(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if config.password_file is not None and not config.password_file.is_file():
         raise CheesecellarError(f"password file {str(config.password_file)!r} does not exist")
-    first = config.roots[0]
-    if not first.is_dir():
-        first.mkdir(parents=True)
-        log.info("created package directory %s", first)
+    if config.roots and not config.roots[0].is_dir():
+        config.roots[0].mkdir(parents=True)
+        log.info("created package directory %s", config.roots[0])
     application = with_access_log(create_app(config, ProgressBar()))
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
     server: Any = waitress.create_server(
@@ -252,7 +277,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = server.effective_port
     shown = "localhost" if config.host in ("0.0.0.0", "::", "") else config.host
     url = f"http://{shown}:{port}{prefix}/"
-    print(f"cheesecellar {__version__} serving {', '.join(map(str, config.roots))}", flush=True)
+    where = config.storage or ", ".join(map(str, config.roots))
+    print(f"cheesecellar {__version__} serving {where}", flush=True)
     print(f"  index:   {url}simple/", flush=True)
     print(
         f"  install: pip install --extra-index-url {url}simple/ --trusted-host {shown} NAME",

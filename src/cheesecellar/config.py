@@ -38,9 +38,20 @@ class Config:
     welcome_file: Path | None = None
     auther: Auther | None = field(default=None, compare=False)
     verbosity: int = 0
+    # Scale-out: keep files and records in an S3-compatible store instead of roots.
+    storage: str | None = None  # "s3://BUCKET/PREFIX"
+    s3_endpoint: str | None = None
+    s3_public_endpoint: str | None = None
+    s3_region: str | None = None
+    s3_download: str = "redirect"  # or "proxy"
 
     def __post_init__(self) -> None:
-        if not self.roots:
+        if self.storage is not None:
+            if not re.match(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/\S*)?\Z", self.storage):
+                raise ConfigError(f"storage: {self.storage!r} is not s3://BUCKET[/PREFIX]")
+            if self.s3_download not in ("redirect", "proxy"):
+                raise ConfigError(f"s3_download: {self.s3_download!r} is not redirect or proxy")
+        elif not self.roots:
             raise ConfigError("roots: give at least one package directory")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: {self.port!r} is not a TCP port")
@@ -122,7 +133,8 @@ _MODERN = {
     "fallback_url", "health_endpoint", "server_method", "overwrite", "welcome_msg",
     "cache_control", "log_req_frmt", "log_res_frmt", "log_err_frmt", "server_base_url",
     "auther", "verbosity", "log_file", "log_stream", "log_frmt", "hash_algo", "backend_arg",
-    "redirect_to_fallback", "max_upload_size", "page_max_age",
+    "redirect_to_fallback", "max_upload_size", "page_max_age", "storage", "s3_endpoint",
+    "s3_public_endpoint", "s3_region", "s3_download",
 }  # fmt: skip
 
 
@@ -139,7 +151,7 @@ def config_from_kwargs(kwargs: dict[str, Any]) -> Config:
             kw[modern] = kw.pop(legacy)
     if "redirect_to_fallback" in kw and "disable_fallback" in kw:
         raise ValueError("app(): give 'redirect_to_fallback' or 'disable_fallback', not both")
-    roots_value = kw.get("roots", "~/packages")
+    roots_value = kw.get("roots", () if kw.get("storage") else "~/packages")
     roots_list = [roots_value] if isinstance(roots_value, str | Path) else list(roots_value)
     roots = tuple(Path(r).expanduser().resolve() for r in roots_list)
     actions = parse_actions(kw.get("authenticate"))
@@ -167,6 +179,11 @@ def config_from_kwargs(kwargs: dict[str, Any]) -> Config:
         welcome_file=Path(welcome) if welcome else None,
         auther=kw.get("auther"),
         verbosity=int(kw.get("verbosity", 0)),
+        storage=kw.get("storage"),
+        s3_endpoint=kw.get("s3_endpoint"),
+        s3_public_endpoint=kw.get("s3_public_endpoint"),
+        s3_region=kw.get("s3_region"),
+        s3_download=str(kw.get("s3_download", "redirect")),
     )
 
 

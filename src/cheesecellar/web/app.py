@@ -22,7 +22,7 @@ from ..distributions import is_valid_name, normalize_name
 from ..errors import BadRequest, CheesecellarError, Forbidden, Gone, NotFound, TooLarge
 from ..records import FileRecord
 from ..scanner import Progress, Scanner
-from ..storage import FileStorage
+from ..storage import FileStorage, open_storage
 from . import negotiate, pages, pypi_json
 from .upload import read_action, read_upload
 
@@ -70,13 +70,20 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
 
     Files found without a record are hashed before it returns; *progress* hears about each.
     """
-    storage = FileStorage(config.roots[0])
+    storage = open_storage(config)
     storage.prepare()
+    local = isinstance(storage, FileStorage)
     catalog = Catalog(
-        storage, config.roots, overwrite=config.overwrite, max_upload_bytes=config.max_upload_bytes
+        storage,
+        config.roots if local else (),
+        overwrite=config.overwrite,
+        max_upload_bytes=config.max_upload_bytes,
     )
-    scanner = Scanner(catalog)
-    scanner.start(progress)
+    # Hand-copied files exist only on local disks; an object store changes only through the app.
+    scanner = Scanner(catalog) if local else None
+    if scanner is not None:
+        scanner.start(progress)
+    refresh: Callable[[], object] = scanner.refresh if scanner is not None else lambda: None
     auth = Authenticator(config.authenticate, config.password_file, config.auther)
     cache = pages.PageCache()
     app = Bottle(autojson=False)
@@ -153,7 +160,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     def simple_root() -> HTTPResponse:
         require("list")
         chosen = media_type()
-        scanner.refresh()
+        refresh()
         version, names = catalog.project_names()
         page = cache.get(("", chosen), version)
         if page is None:
@@ -181,7 +188,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
             if not is_valid_name(name):
                 raise NotFound(f"Not a valid project name: {name!r}")
             return redirect(f"../{urlquote(normalized, safe='')}/")
-        scanner.refresh()
+        refresh()
         project = catalog.project(normalized)
         if project is None or not project.files:
             if config.fallback_url:
@@ -202,7 +209,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     @_handles_errors
     def packages_index() -> HTTPResponse:
         require("list")
-        scanner.refresh()
+        refresh()
         _, names = catalog.project_names()
         filenames: list[str] = []
         for normalized in sorted(names):
@@ -217,7 +224,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     def download(filename: str) -> HTTPResponse:
         require("download")
         filename = filename.rpartition("/")[2]  # pypiserver linked files in sub-folders
-        scanner.refresh()
+        refresh()
         wants_metadata = filename.endswith(".metadata")
         found = catalog.locate(filename[: -len(".metadata")] if wants_metadata else filename)
         if found is None or found[0].status == "quarantined":
@@ -330,7 +337,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
                 raise NotFound(f"Not a valid project name: {name!r}")
             tail = f"{urlquote(version, safe='')}/json" if version else "json"
             return redirect(f"{prefix}{urlquote(normalized, safe='')}/{tail}")
-        scanner.refresh()
+        refresh()
         project = catalog.project(normalized)
         if project is None or not project.files or project.status == "quarantined":
             raise NotFound(f"No project named {name!r} on this index.")
