@@ -69,7 +69,7 @@ class Upload:
     name: str
     version: str
     stream: BinaryIO
-    digests: dict[str, str]  # "sha256" / "blake2_256" / "md5" -> hex, as sent
+    digests: dict[str, str]  # "sha256" / "blake2_256" / "blake2b_512" / "md5" -> hex, as sent
     uploader: str | None = None
 
 
@@ -289,6 +289,8 @@ class Catalog:
         }
         if "md5" in upload.digests:
             hashes["md5"] = hashlib.md5(usedforsecurity=False)
+        if "blake2b_512" in upload.digests:
+            hashes["blake2b_512"] = hashlib.blake2b()
         size = 0
         while chunk := upload.stream.read(CHUNK):
             size += len(chunk)

@@ -163,7 +163,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pypi-server",
+        prog="cheesecellar" if Path(sys.argv[0]).name == "cheesecellar" else "pypi-server",
         description="cheesecellar: a self-hosted Python package index.",
         epilog="Without a command, 'run' is assumed: pypi-server -p 8080 ~/packages",
     )
@@ -264,7 +264,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     if config.password_file is not None and not config.password_file.is_file():
-        raise CheesecellarError(f"password file {str(config.password_file)!r} does not exist")
+        raise CheesecellarError(
+            f"password file {str(config.password_file)!r} is not a readable file"
+        )
     if config.roots and not config.roots[0].is_dir():
         config.roots[0].mkdir(parents=True)
         log.info("created package directory %s", config.roots[0])

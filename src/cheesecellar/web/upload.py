@@ -10,6 +10,7 @@ from ..errors import BadRequest
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}\Z")
+_HEX128 = re.compile(r"^[0-9a-fA-F]{128}\Z")
 # Fields a well-formed upload sends once; a second copy is ambiguous, so it is refused.
 _SINGLE = (":action", "name", "version", "content", "filetype", "pyversion",
            "sha256_digest", "blake2_256_digest", "md5_digest", "protocol_version")  # fmt: skip
@@ -75,6 +76,9 @@ def read_upload(post: Any) -> UploadForm:
         ("md5_digest", "md5", _HEX32),
     ):
         value = _text(post, field)
+        if value and field == "blake2_256_digest" and _HEX128.match(value):
+            # setuptools' distutils upload (setuptools < 75) sends the full 512-bit blake2b.
+            algo, pattern = "blake2b_512", _HEX128
         if value:
             if not pattern.match(value):
                 raise BadRequest(f"Use a valid, hex-encoded, {algo} message digest.")
