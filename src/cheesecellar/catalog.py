@@ -254,15 +254,6 @@ class Catalog:
                 continue
         return hashlib.sha256(meta.raw).hexdigest()
 
-    def add_record(self, dist: Distribution, record: FileRecord, display_name: str) -> Project:
-        """Record a file that is already stored; an existing entry for it is replaced."""
-
-        def change(project: Project) -> Project:
-            files = [f for f in project.files if f.filename != record.filename]
-            return replace(project, files=(*files, record))
-
-        return self.update_project(dist.project, display_name, change)
-
     def upload(self, upload: Upload) -> bool:
         """Store an upload; True when stored, False when identical bytes were already there."""
         dist = check_upload_filename(upload.filename, upload.name, upload.version)
@@ -312,13 +303,15 @@ class Catalog:
 
     def _commit(self, upload: Upload, dist: Distribution, tmp: Path, facts: Facts) -> bool:
         project = self.project(dist.project)
-        if project is not None:
-            for record in project.files:
-                if same_distribution(record.filename, dist):
-                    if record.sha256 == facts.sha256:
-                        return False
-                    if not self.overwrite:
-                        raise _exists(record.filename, record.sha256)
+        superseded: list[FileRecord] = []
+        for record in project.files if project is not None else ():
+            if same_distribution(record.filename, dist):
+                if record.sha256 == facts.sha256:
+                    return False
+                if not self.overwrite:
+                    raise _exists(record.filename, record.sha256)
+                if record.filename != dist.filename:
+                    superseded.append(record)  # the same release file under another spelling
         replaced = False
         try:
             self.storage.put_new(dist.filename, tmp)
@@ -332,6 +325,7 @@ class Catalog:
                 replaced = True
         meta_sha = self.store_metadata(dist.filename, facts.metadata, wheel=dist.kind == "wheel")
         assert facts.metadata is not None
+        local = self.storage.local_path(dist.filename)
         record = FileRecord(
             filename=dist.filename,
             root=0,
@@ -343,8 +337,19 @@ class Catalog:
             requires_python=facts.metadata.requires_python,
             metadata_sha256=meta_sha,
             uploader=upload.uploader,
+            inode=local.stat().st_ino if local is not None else None,
         )
-        self.add_record(dist, record, upload.name)
+        gone = {r.filename for r in superseded}
+
+        def change(current: Project) -> Project:
+            files = [
+                f for f in current.files if f.filename != record.filename and f.filename not in gone
+            ]
+            return replace(current, files=(*files, record))
+
+        self.update_project(dist.project, upload.name, change)
+        for old in superseded:
+            self._delete_file(old)
         log.info(
             "stored %s (%d bytes%s)", dist.filename, facts.size, ", replaced" if replaced else ""
         )
@@ -358,12 +363,7 @@ class Catalog:
         if not doomed or project is None:
             raise NotFound(f"{name} ({version}) not found")
         for record in doomed:
-            if record.root == 0:
-                self.storage.delete(record.path)
-            else:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(safe_join(self.roots[record.root], record.path))
-            self.storage.discard_doc(metadata_key(record.filename))
+            self._delete_file(record)
         gone = {r.filename for r in doomed}
         self.update_project(
             normalized,
@@ -371,6 +371,14 @@ class Catalog:
             lambda p: replace(p, files=tuple(f for f in p.files if f.filename not in gone)),
         )
         return sorted(gone)
+
+    def _delete_file(self, record: FileRecord) -> None:
+        if record.root == 0:
+            self.storage.delete(record.path)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(safe_join(self.roots[record.root], record.path))
+        self.storage.discard_doc(metadata_key(record.filename))
 
     def _release(self, name: str, version: str, filename: str | None) -> tuple[Project, set[str]]:
         project = self.project(normalize_name(name))

@@ -29,6 +29,7 @@ from .records import PROJECT_STATUSES
 log = logging.getLogger("cheesecellar")
 
 COMMANDS = ("run", "update", "deploy-apache", "reindex", "yank", "unyank", "status")
+_VALUED_COMMON = ("--log-file", "--log-stream", "--log-frmt")
 _SIZE_RE = re.compile(r"^(\d+)([kmg]i?b?)?\Z", re.IGNORECASE)
 
 
@@ -205,9 +206,21 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     """pypiserver's legacy form has no command: ``pypi-server -p 8080 DIR`` means run."""
     if not argv or argv[0] in ("-h", "--help", "--version"):
         return argv
-    for index, arg in enumerate(argv):
+    # Only the common options may stand before the command (as in pypiserver); the first
+    # other word ends the search, so "-a update" is an option value, not the command.
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
         if arg in COMMANDS:
             return [arg, *argv[:index], *argv[index + 1 :]]
+        if arg in _VALUED_COMMON:
+            index += 2
+        elif arg.startswith("-v") and set(arg[1:]) == {"v"} or arg == "--verbose":
+            index += 1
+        elif arg.split("=", 1)[0] in _VALUED_COMMON and "=" in arg:
+            index += 1
+        else:
+            break
     return ["run", *argv]
 
 

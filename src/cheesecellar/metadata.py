@@ -107,7 +107,7 @@ def read_wheel_metadata(path: Path, dist: Distribution) -> CoreMetadata:
 
 
 def _is_top_pkg_info(member_name: str) -> bool:
-    parts = member_name.strip("/").split("/")
+    parts = member_name.split("/")  # an absolute "/x/PKG-INFO" is not a top-level member
     return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", ".", "..")
 
 

@@ -33,6 +33,7 @@ class FileRecord:
     metadata_sha256: str | None = None  # set when a .metadata file is served (PEP 658)
     yanked: str | None = None  # None: not yanked; "": yanked without a reason
     uploader: str | None = None
+    inode: int | None = None  # local files: a new inode means the file was replaced by hand
 
     def to_json(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 _SETTLE_NS = 2_000_000_000
 
 DirKey = tuple[int, str]  # (root index, posix path relative to the root; "" for the root)
+Found = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
 Progress = Callable[[int, int, str], None]  # (done, total, filename)
 
 
@@ -40,7 +41,8 @@ class Scanner:
         # Per directory: the mtime last listed, and when to list it once more because that
         # mtime was too recent to trust.
         self._mtimes: dict[DirKey, tuple[int | None, int | None]] = {}
-        self._files: dict[DirKey, set[str]] = {}  # names recorded per directory
+        # Per directory: recorded file names and their inodes (None when not recorded).
+        self._files: dict[DirKey, dict[str, int | None]] = {}
 
     def _dir_path(self, key: DirKey) -> Path:
         root = self.catalog.roots[key[0]]
@@ -79,10 +81,10 @@ class Scanner:
                 continue
             if mtime != seen or (recheck_at is not None and now >= recheck_at):
                 changed.append(key)
-        found: list[tuple[DirKey, str, Distribution]] = []
+        found: list[Found] = []
         for key in changed:
             found.extend(self._list(key))
-        by_project: dict[str, list[tuple[DirKey, str, Distribution]]] = {}
+        by_project: dict[str, list[Found]] = {}
         for item in found:
             by_project.setdefault(item[2].project, []).append(item)
         done = 0
@@ -92,8 +94,8 @@ class Scanner:
             progress(len(found), len(found), "")
         return len(found)
 
-    def _list(self, key: DirKey) -> list[tuple[DirKey, str, Distribution]]:
-        """Rescan one directory (new subdirectories recursively); the unrecorded files."""
+    def _list(self, key: DirKey) -> list[Found]:
+        """Rescan one directory (new subdirectories recursively): new or replaced files."""
         path = self._dir_path(key)
         now = time.time_ns()
         try:
@@ -104,8 +106,9 @@ class Scanner:
         if mtime is not None:
             settled = now - mtime > _SETTLE_NS
             self._mtimes[key] = (mtime, None if settled else mtime + _SETTLE_NS)
+        known = self._files.setdefault(key, {})
         on_disk: set[str] = set()
-        found: list[tuple[DirKey, str, Distribution]] = []
+        found: list[Found] = []
         for entry in entries:
             if entry.name.startswith(".") or entry.name == STATE_DIR:
                 continue  # dot-files and the state folder are never served
@@ -115,57 +118,67 @@ class Scanner:
                     self._mtimes[sub] = (None, None)
                     found.extend(self._list(sub))
                 continue
-            if not entry.is_file():
+            inode = self._file_inode(key, entry)
+            if inode is None:
                 continue
             try:
                 dist = parse_filename(entry.name)
             except BadRequest:
                 continue
             on_disk.add(entry.name)
-            if entry.name not in self._files.get(key, ()):
-                found.append((key, entry.name, dist))
-        for name in self._files.get(key, set()) - on_disk:
+            if entry.name not in known or known[entry.name] not in (None, inode):
+                found.append((key, entry.name, dist, inode))
+        for name in set(known) - on_disk:
             self._forget(key, name)
         return found
 
+    def _file_inode(self, key: DirKey, entry: os.DirEntry[str]) -> int | None:
+        """The inode of a regular file; None for anything else, or a link out of the root."""
+        if not entry.is_symlink():
+            return entry.inode() if entry.is_file(follow_symlinks=False) else None
+        target = Path(os.path.realpath(entry.path))
+        if not target.is_relative_to(self.catalog.roots[key[0]].resolve()) or not target.is_file():
+            log.warning("ignoring %s: a link to outside the package directory", entry.path)
+            return None
+        return target.stat().st_ino
+
     def _remember(self, record: FileRecord) -> None:
         parent = record.path.rpartition("/")[0]
-        self._files.setdefault((record.root, parent), set()).add(record.filename)
+        self._files.setdefault((record.root, parent), {})[record.filename] = record.inode
 
-    def _adopt(
-        self,
-        items: list[tuple[DirKey, str, Distribution]],
-        done: int,
-        total: int,
-        progress: Progress | None,
-    ) -> int:
-        """Record the unrecorded files of one project, in one manifest update."""
+    def _adopt(self, items: list[Found], done: int, total: int, progress: Progress | None) -> int:
+        """Record the new or replaced files of one project, in one manifest update."""
         project = self.catalog.project(items[0][2].project)
         records: list[FileRecord] = []
         metas: list[CoreMetadata | None] = []
-        for key, name, dist in items:
+        for key, name, dist, inode in items:
             if progress is not None:
                 progress(done, total, name)
             done += 1
             relpath = f"{key[1]}/{name}" if key[1] else name
-            self._files.setdefault(key, set()).add(name)
+            self._files.setdefault(key, {})[name] = inode
             listed = None
             if project is not None:
                 # The same distribution under another spelling is a duplicate, not a new file.
                 listed = project.file(name) or next(
                     (r for r in project.files if same_distribution(r.filename, dist)), None
                 )
-            if listed is not None:
-                if (listed.root, listed.path) != (key[0], relpath):
-                    log.warning(
-                        "ignoring %s: the same file is listed from %s", relpath, listed.path
-                    )
+            if listed is not None and (listed.root, listed.path) != (key[0], relpath):
+                log.warning("ignoring %s: the same file is listed from %s", relpath, listed.path)
                 continue
+            if listed is not None and listed.inode in (None, inode):
+                continue  # recorded meanwhile, by this or another process
             try:
                 facts = file_facts(self._dir_path(key) / name, dist, strict=False)
             except FileNotFoundError:
-                self._files[key].discard(name)
+                self._files[key].pop(name, None)
                 continue
+            if listed is not None and listed.sha256 == facts.sha256:
+                # Same bytes under a new inode (a copy or restore): keep the upload time.
+                records.append(replace(listed, inode=inode))
+                continue
+            if listed is not None:
+                log.warning("%s was replaced by hand; recording its new contents", relpath)
             meta = facts.metadata
             metas.append(meta)
             records.append(
@@ -181,23 +194,31 @@ class Scanner:
                     metadata_sha256=self.catalog.store_metadata(
                         name, meta, wheel=dist.kind == "wheel"
                     ),
+                    inode=inode,
                 )
             )
         if records:
             first = items[0][2]
+            by_name = {r.filename: r for r in records}
 
             def add(current: Project) -> Project | None:
-                # Another process may have recorded some of them meanwhile: keep its records.
-                new = [r for r in records if current.file(r.filename) is None]
-                return replace(current, files=(*current.files, *new)) if new else None
+                # A record another process made meanwhile for the same inode wins.
+                new = [
+                    r for r in records
+                    if (old := current.file(r.filename)) is None or old.inode != r.inode
+                ]  # fmt: skip
+                if not new:
+                    return None
+                kept = [f for f in current.files if f.filename not in by_name]
+                return replace(current, files=(*kept, *new))
 
             display = next((m.name for m in metas if m is not None), first.name)
             self.catalog.update_project(first.project, display, add)
-            log.info("discovered %d file(s) of %s", len(records), first.project)
+            log.info("recorded %d file(s) of %s", len(records), first.project)
         return done
 
     def _forget(self, key: DirKey, name: str) -> None:
-        self._files[key].discard(name)
+        self._files[key].pop(name, None)
         relpath = f"{key[1]}/{name}" if key[1] else name
         try:
             dist = parse_filename(name)

@@ -297,7 +297,9 @@ class S3Storage:
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
         name = self._doc(key)
-        condition = {"IfMatch": expect_version} if expect_version else {"IfNoneMatch": "*"}
+        condition = (
+            {"IfMatch": expect_version} if expect_version is not None else {"IfNoneMatch": "*"}
+        )
         try:
             response = self.client.put_object(
                 Bucket=self.bucket,
@@ -308,7 +310,7 @@ class S3Storage:
             )
         except ClientError as exc:
             # AWS answers If-Match on a missing object with 404 NoSuchKey: it moved, too.
-            if _is_refusal(exc) or (expect_version and _status(exc) == 404):
+            if _is_refusal(exc) or (expect_version is not None and _status(exc) == 404):
                 raise Conflict(f"{key} changed") from exc
             raise
         etag = str(response["ETag"])

@@ -5,8 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import quote as urlquote
 from urllib.parse import urlsplit
@@ -86,7 +88,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     refresh: Callable[[], object] = scanner.refresh if scanner is not None else lambda: None
     auth = Authenticator(config.authenticate, config.password_file, config.auther)
     cache = pages.PageCache()
-    app = Bottle(autojson=False)
+    app = Bottle()
     page_cache_control = f"max-age={config.page_max_age}, public"
     welcome_template = (
         SimpleTemplate(config.welcome_file.read_text(encoding="utf-8"))
@@ -98,7 +100,9 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
         return auth.authorize(action, request.get_header("Authorization"))
 
     def media_type() -> str:
-        chosen = negotiate.choose(request.get_header("Accept"), request.query.get("format"))
+        # A literal '+' in ?format=...v1+json arrives as a space; media types have none.
+        format_param = (request.query.get("format") or "").replace(" ", "+") or None
+        chosen = negotiate.choose(request.get_header("Accept"), format_param)
         if chosen is None:
             raise _NotAcceptable()
         return chosen
@@ -244,6 +248,9 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
         path = catalog.file_path(record)
         if path is None:
             return stream_file(record, etag, headers)
+        unsatisfiable = _check_range(path)
+        if unsatisfiable is not None:
+            return unsatisfiable
         response = static_file(
             path.name,
             root=str(path.parent),
@@ -286,6 +293,12 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     @app.route("/legacy", method="POST")
     @_handles_errors
     def upload_action() -> HTTPResponse:
+        try:
+            return handle_action()
+        finally:
+            _close_request_files()
+
+    def handle_action() -> HTTPResponse:
         user = require("update")
         _refuse_cross_site()
         length = request.content_length
@@ -364,6 +377,14 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     def pypiserver_json(name: str) -> HTTPResponse:
         return json_api(name, None, "../")
 
+    @app.route("/<name>", method=["GET", "HEAD"])
+    def project_shortcut(name: str) -> HTTPResponse:
+        # pypiserver sends /<project> to its simple page.
+        if not is_valid_name(name):
+            return error_response(404, "Not found.")
+        target = f"simple/{urlquote(normalize_name(name), safe='')}/"
+        return HTTPResponse(status=303, headers={"Location": target, "Content-Type": TEXT})
+
     for code in (400, 404, 405, 413, 500):
         app.error(code)(_error_page)
 
@@ -381,6 +402,18 @@ class _NotAcceptable(CheesecellarError):
         )
 
 
+def _close_request_files() -> None:
+    """Bottle spools big bodies and file parts to temp files; release them now, not at GC."""
+    post = request.environ.get("bottle.request.post")
+    if post is not None:
+        for value in post.allitems():
+            if isinstance(value[1], bottle.FileUpload):
+                value[1].file.close()
+    body = request.environ.get("bottle.request.body")
+    if body is not None:
+        body.close()
+
+
 def _refuse_cross_site() -> None:
     """A browser form on another site must not upload or remove with cached credentials."""
     if request.get_header("Sec-Fetch-Site", "").lower() == "cross-site":
@@ -390,6 +423,27 @@ def _refuse_cross_site() -> None:
         return  # twine, uv, pip and other non-browser clients send no Origin
     if urlsplit(origin).netloc.lower() != request.urlparts.netloc.lower():
         raise Forbidden("Cross-site requests cannot change this index.")
+
+
+# RFC 9110 §14.1.2: a byte-range set; anything else in a Range header is ignored (§14.2).
+_BYTE_RANGES = re.compile(r"^bytes=\s*\d*-\d*(\s*,\s*\d*-\d*)*\s*\Z")
+
+
+def _check_range(path: Path) -> HTTPResponse | None:
+    """416 for a byte range that is valid but unsatisfiable; other odd ranges are ignored."""
+    header = request.environ.get("HTTP_RANGE")
+    if header is None:
+        return None
+    if not _BYTE_RANGES.match(header):
+        del request.environ["HTTP_RANGE"]  # an unknown unit or garbage: send the whole file
+        return None
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return None  # static_file answers for a missing file
+    if list(bottle.parse_range_header(header, size)):
+        return None
+    return error_response(416, "Range Not Satisfiable", **{"Content-Range": f"bytes */{size}"})
 
 
 def _text_response(message: str) -> HTTPResponse:
