@@ -91,6 +91,15 @@ def _hash_stream(stream: BinaryIO) -> tuple[str, int]:
     return sha.hexdigest(), size
 
 
+def stored_sha256(storage: Storage, key: str) -> str:
+    """The sha256 of a stored blob: as recorded by the store, or by reading it once."""
+    recorded = storage.blob_sha256(key)
+    if recorded is not None:
+        return recorded
+    with storage.open(key) as stream:
+        return _hash_stream(stream)[0]
+
+
 def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
     """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
     with open(path, "rb") as fh:
@@ -314,14 +323,13 @@ class Catalog:
                     superseded.append(record)  # the same release file under another spelling
         replaced = False
         try:
-            self.storage.put_new(dist.filename, tmp)
+            self.storage.put_new(dist.filename, tmp, sha256=facts.sha256)
         except AlreadyExists:
-            with self.storage.open(dist.filename) as stored:
-                on_disk = _hash_stream(stored)[0]
+            on_disk = stored_sha256(self.storage, dist.filename)
             if on_disk != facts.sha256:
                 if not self.overwrite:
                     raise _exists(dist.filename, on_disk) from None
-                self.storage.replace(dist.filename, tmp)
+                self.storage.replace(dist.filename, tmp, sha256=facts.sha256)
                 replaced = True
         meta_sha = self.store_metadata(dist.filename, facts.metadata, wheel=dist.kind == "wheel")
         assert facts.metadata is not None
@@ -362,14 +370,16 @@ class Catalog:
         doomed = [r for r in project.files if same_version(r.version, version)] if project else []
         if not doomed or project is None:
             raise NotFound(f"{name} ({version}) not found")
-        for record in doomed:
-            self._delete_file(record)
         gone = {r.filename for r in doomed}
+        # The record goes first: a crash in between leaves an unlisted file, never a listed
+        # file that is missing (scale-out design §5).
         self.update_project(
             normalized,
             project.name,
             lambda p: replace(p, files=tuple(f for f in p.files if f.filename not in gone)),
         )
+        for record in doomed:
+            self._delete_file(record)
         return sorted(gone)
 
     def _delete_file(self, record: FileRecord) -> None:

@@ -28,7 +28,7 @@ from .records import PROJECT_STATUSES
 
 log = logging.getLogger("cheesecellar")
 
-COMMANDS = ("run", "update", "deploy-apache", "reindex", "yank", "unyank", "status")
+COMMANDS = ("run", "update", "deploy-apache", "reindex", "migrate", "yank", "unyank", "status")
 _VALUED_COMMON = ("--log-file", "--log-stream", "--log-frmt")
 _SIZE_RE = re.compile(r"^(\d+)([kmg]i?b?)?\Z", re.IGNORECASE)
 
@@ -52,6 +52,31 @@ def _common(parser: argparse.ArgumentParser) -> None:
         "--log-frmt", default="%(asctime)s %(levelname)s %(name)s: %(message)s",
         help="log line format (Python logging syntax)",
     )  # fmt: skip
+
+
+def _s3_options(parser: argparse.ArgumentParser, *, serving: bool) -> None:
+    s3 = parser.add_argument_group("object storage (pip install 'cheesecellar[s3]')")
+    s3.add_argument(
+        "--storage",
+        metavar="s3://BUCKET/PREFIX",
+        help="keep files and records in an S3-compatible bucket instead of DIR",
+    )
+    s3.add_argument("--s3-endpoint", metavar="URL", help="the S3 API endpoint (default: AWS)")
+    s3.add_argument("--s3-region", help="the bucket's region")
+    if not serving:
+        return
+    s3.add_argument(
+        "--s3-public-endpoint",
+        metavar="URL",
+        help="endpoint clients reach for presigned downloads (default: --s3-endpoint)",
+    )
+    s3.add_argument(
+        "--s3-download",
+        choices=("redirect", "proxy"),
+        default="redirect",
+        help="redirect clients to a short-lived presigned URL (default), or stream "
+        "files through the server for stores clients cannot reach",
+    )
 
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
@@ -135,26 +160,7 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
         help="accepted for pypiserver compatibility; cheesecellar keeps its own recorded state",
     )
     parser.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
-    s3 = parser.add_argument_group("object storage (pip install 'cheesecellar[s3]')")
-    s3.add_argument(
-        "--storage",
-        metavar="s3://BUCKET/PREFIX",
-        help="keep files and records in an S3-compatible bucket instead of DIR",
-    )
-    s3.add_argument("--s3-endpoint", metavar="URL", help="the S3 API endpoint (default: AWS)")
-    s3.add_argument(
-        "--s3-public-endpoint",
-        metavar="URL",
-        help="endpoint clients reach for presigned downloads (default: --s3-endpoint)",
-    )
-    s3.add_argument("--s3-region", help="the bucket's region")
-    s3.add_argument(
-        "--s3-download",
-        choices=("redirect", "proxy"),
-        default="redirect",
-        help="redirect clients to a short-lived presigned URL (default), or stream "
-        "files through the server for stores clients cannot reach",
-    )
+    _s3_options(parser, serving=True)
     parser.add_argument(
         "--server-base-url",
         default="/",
@@ -178,7 +184,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="record every file of the directories (hash, metadata, upload time) without serving",
     )
     _common(reindex)
-    reindex.add_argument("roots", nargs="+", metavar="DIR", help="package directories")
+    reindex.add_argument("roots", nargs="*", metavar="DIR", help="package directories")
+    _s3_options(reindex, serving=False)
+    migrate = sub.add_parser(
+        "migrate", help="copy a package directory, with its records, into an S3 bucket (resumable)"
+    )
+    _common(migrate)
+    migrate.add_argument("root", metavar="DIR", help="the package directory to copy")
+    _s3_options(migrate, serving=False)
     for verb, text in (("yank", "mark a release yanked (PEP 592)"), ("unyank", "undo a yank")):
         cmd = sub.add_parser(verb, help=text)
         _common(cmd)
@@ -376,6 +389,37 @@ def _maintain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _s3_maintain(args: argparse.Namespace) -> int:
+    """``migrate DIR --storage s3://...`` and ``reindex --storage s3://...``."""
+    from .s3tools import migrate, rebuild
+    from .storage.s3 import S3Storage
+
+    if not args.storage:
+        raise CheesecellarError(f"{args.command}: give --storage s3://BUCKET/PREFIX")
+    storage = S3Storage.from_url(args.storage, endpoint_url=args.s3_endpoint, region=args.s3_region)
+    storage.prepare()
+    started = time.monotonic()
+    if args.command == "migrate":
+        root = Path(args.root).expanduser().resolve()
+        if not root.is_dir():
+            raise CheesecellarError(f"package directory {str(root)!r} does not exist")
+        moved = migrate(root, storage, ProgressBar())
+        print(
+            f"migrated {moved.files} file(s) in {time.monotonic() - started:.1f}s: "
+            f"{moved.copied} copied, {moved.recorded} recorded, {moved.skipped} already there"
+        )
+        for name in moved.conflicts:
+            print(f"conflict: the bucket has other bytes as {name}; skipped", file=sys.stderr)
+        return 1 if moved.conflicts else 0
+    rebuilt = rebuild(storage, ProgressBar())
+    print(
+        f"reindexed {rebuilt.projects} project(s), {rebuilt.blobs} file(s) in "
+        f"{time.monotonic() - started:.1f}s: {len(rebuilt.added)} recorded, "
+        f"{len(rebuilt.removed)} dropped"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
@@ -387,6 +431,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(
                 "'update' (checking PyPI for newer releases) is not supported by cheesecellar"
             )
+        if args.command == "migrate" or (args.command == "reindex" and args.storage):
+            _setup_logging(args, quiet=True)
+            return _s3_maintain(args)
+        if args.command == "reindex" and not args.roots:
+            parser.error("reindex: give package directories, or --storage s3://BUCKET/PREFIX")
         if args.command in ("reindex", "yank", "unyank", "status"):
             _setup_logging(args, quiet=True)
             return _maintain(args)

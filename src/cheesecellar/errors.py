@@ -73,5 +73,11 @@ class InsufficientStorage(CheesecellarError):
     status = 507
 
 
+class StorageUnavailable(CheesecellarError):
+    """The storage backend failed or cannot be reached (503); try again later."""
+
+    status = 503
+
+
 class UnsafePath(BadRequest):
     """A storage key would leave the storage root."""

@@ -7,7 +7,6 @@ Both are safe to rerun: what is already recorded with the same sha256 is left al
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -19,7 +18,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .catalog import CHUNK, PROJECTS_DOC, Catalog, file_facts, metadata_key, same_distribution
+from .catalog import (
+    CHUNK,
+    PROJECTS_DOC,
+    Catalog,
+    file_facts,
+    metadata_key,
+    same_distribution,
+    stored_sha256,
+)
 from .distributions import Distribution, parse_filename
 from .errors import BadRequest, InvalidDistribution
 from .metadata import CoreMetadata, parse_core_metadata, read_metadata
@@ -89,18 +96,6 @@ def _local_records(local: Catalog) -> dict[str, tuple[Project, FileRecord]]:
             if record.root == 0:
                 recorded[record.path] = (project, record)
     return recorded
-
-
-def _stored_sha256(storage: Storage, key: str) -> str:
-    if isinstance(storage, BlobStore):
-        recorded = storage.blob_sha256(key)
-        if recorded:
-            return recorded
-    sha = hashlib.sha256()
-    with storage.open(key) as stream:
-        while chunk := stream.read(CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
 
 
 def _metadata(path: Path, dist: Distribution, raw: bytes | None) -> CoreMetadata | None:
@@ -178,10 +173,10 @@ class _Migration:
                 self.conflicts.append(dist.filename)
             return None
         try:
-            self.storage.put_new(dist.filename, path)
+            self.storage.put_new(dist.filename, path, sha256=sha256)
             self.copied += 1
         except AlreadyExists:
-            if _stored_sha256(self.storage, dist.filename) != sha256:
+            if stored_sha256(self.storage, dist.filename) != sha256:
                 self.conflicts.append(dist.filename)
                 return None
         meta = _metadata(path, dist, raw)

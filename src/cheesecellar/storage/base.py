@@ -32,11 +32,15 @@ class Storage(Protocol):
     def temp_file(self) -> tuple[int, Path]:
         """A new local temp file (fd, path) to stage an upload in before :meth:`put_new`."""
 
-    def put_new(self, key: str, source: Path) -> None:
-        """Store the file at *source* under *key* unless the key exists (AlreadyExists)."""
+    def put_new(self, key: str, source: Path, *, sha256: str) -> None:
+        """Store the file at *source* (whose hash is *sha256*) under *key*, unless the key
+        exists (AlreadyExists)."""
 
-    def replace(self, key: str, source: Path) -> None:
+    def replace(self, key: str, source: Path, *, sha256: str) -> None:
         """Store *source* under *key*, replacing what is there (the overwrite option)."""
+
+    def blob_sha256(self, key: str) -> str | None:
+        """The sha256 recorded with the blob, if the store keeps one (else None: read it)."""
 
     def delete(self, key: str) -> None:
         """Remove the blob *key*; a missing key is not an error."""

@@ -97,7 +97,7 @@ class FileStorage:
     def download_url(self, key: str, filename: str) -> str | None:
         return None  # served from disk by the app (sendfile under mod_wsgi)
 
-    def put_new(self, key: str, source: Path) -> None:
+    def put_new(self, key: str, source: Path, *, sha256: str) -> None:
         target = self.local_path(key)
         with _disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +108,7 @@ class FileStorage:
                 raise AlreadyExists(f"{key} exists") from exc
             _fsync_dir(target.parent)
 
-    def replace(self, key: str, source: Path) -> None:
+    def replace(self, key: str, source: Path, *, sha256: str) -> None:
         target = self.local_path(key)
         with _disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,6 +118,9 @@ class FileStorage:
             os.link(source, tmp)
             os.replace(tmp, target)
             _fsync_dir(target.parent)
+
+    def blob_sha256(self, key: str) -> str | None:
+        return None  # not kept beside the file: the catalog reads the file when it must
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -7,7 +7,7 @@ are created with ``If-None-Match: *``; documents change by ``If-Match`` on their
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import logging
 import random
 import re
@@ -16,15 +16,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import ConfigError, UnsafePath
+from ..errors import ConfigError, StorageUnavailable, UnsafePath
 from .base import AlreadyExists, Conflict
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,31 @@ def _is_refusal(exc: ClientError) -> bool:
     return _status(exc) in (409, 412)
 
 
-def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            sha.update(chunk)
-    return sha.hexdigest()
+_T = TypeVar("_T")
+
+
+def _unavailable_on_store_errors(cls: type[_T]) -> type[_T]:
+    """Store failures during requests become StorageUnavailable (503), never a 500."""
+
+    def wrap(method: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(method)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(*args, **kwargs)
+            except (BotoCoreError, ClientError) as exc:
+                raise StorageUnavailable(f"The package store is unavailable: {exc}") from exc
+
+        return wrapper
+
+    for name in _SERVING_METHODS:
+        setattr(cls, name, wrap(getattr(cls, name)))
+    return cls
+
+
+_SERVING_METHODS = (
+    "put_new", "replace", "delete", "open", "blob_sha256", "download_url",
+    "doc_version", "read_doc", "write_doc", "discard_doc", "list_docs",
+)  # fmt: skip
 
 
 def make_client(endpoint_url: str | None, region: str | None) -> Any:
@@ -90,6 +109,7 @@ def make_client(endpoint_url: str | None, region: str | None) -> Any:
     )
 
 
+@_unavailable_on_store_errors
 class S3Storage:
     """The Storage protocol on one bucket and key prefix, shared by any number of nodes."""
 
@@ -188,9 +208,8 @@ class S3Storage:
     def local_path(self, key: str) -> Path | None:
         return None
 
-    def put_new(self, key: str, source: Path) -> None:
+    def put_new(self, key: str, source: Path, *, sha256: str) -> None:
         name = self._blob(key)
-        sha256 = _sha256_file(source)
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 self._put_file(name, source, sha256, IfNoneMatch="*")
@@ -204,8 +223,8 @@ class S3Storage:
                 time.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
         raise AlreadyExists(f"{key} is being created by another request")
 
-    def replace(self, key: str, source: Path) -> None:
-        self._put_file(self._blob(key), source, _sha256_file(source))
+    def replace(self, key: str, source: Path, *, sha256: str) -> None:
+        self._put_file(self._blob(key), source, sha256)
 
     def _put_file(self, name: str, source: Path, sha256: str, **condition: str) -> None:
         # One put_object (up to 5 GB), not a multipart upload: the condition applies directly.

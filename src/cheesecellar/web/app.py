@@ -388,7 +388,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     for code in (400, 404, 405, 413, 500):
         app.error(code)(_error_page)
 
-    log.info("cheesecellar %s serving %s", __version__, ", ".join(map(str, config.roots)))
+    log.info("cheesecellar %s serving %s", __version__, storage)
     return app
 
 
