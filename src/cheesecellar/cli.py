@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -160,6 +161,12 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
         help="accepted for pypiserver compatibility; cheesecellar keeps its own recorded state",
     )
     parser.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="TOML file with these options under their app() names (roots, port, host, "
+        "password_file, authenticate, storage, s3_endpoint, ...); options given here win",
+    )
     _s3_options(parser, serving=True)
     parser.add_argument(
         "--server-base-url",
@@ -168,7 +175,46 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Keys of a --config TOML file (the app(...) keyword names) and the run options they set.
+_CONFIG_KEYS = {
+    "roots": "roots", "port": "port", "host": "host", "password_file": "passwords",
+    "authenticate": "authenticate", "fallback_url": "fallback_url", "overwrite": "overwrite",
+    "hash_algo": "hash_algo", "max_upload_size": "max_upload_size",
+    "page_max_age": "page_max_age", "cache_control": "cache_control",
+    "health_endpoint": "health_endpoint", "welcome": "welcome", "threads": "threads",
+    "server_base_url": "server_base_url", "storage": "storage", "s3_endpoint": "s3_endpoint",
+    "s3_public_endpoint": "s3_public_endpoint", "s3_region": "s3_region",
+    "s3_download": "s3_download",
+}  # fmt: skip
+
+
+def _config_defaults(path: str) -> dict[str, Any]:
+    """The run options a TOML config file sets; command-line options override them."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CheesecellarError(f"config file {path!r}: {exc}") from exc
+    table = data.get("cheesecellar", data)
+    unknown = sorted(set(table) - set(_CONFIG_KEYS))
+    if unknown:
+        raise CheesecellarError(
+            f"config file {path!r}: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(_CONFIG_KEYS))}"
+        )
+    defaults: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "roots" and isinstance(value, str):
+            value = [value]
+        elif key == "authenticate" and isinstance(value, list):
+            value = ",".join(map(str, value)) or "."
+        elif key == "max_upload_size" and isinstance(value, str):
+            value = _size(value)
+        defaults[_CONFIG_KEYS[key]] = value
+    return defaults
+
+
+def build_parser(run_defaults: dict[str, Any] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cheesecellar" if Path(sys.argv[0]).name == "cheesecellar" else "pypi-server",
         description="cheesecellar: a self-hosted Python package index.",
@@ -176,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"cheesecellar {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _run_parser(sub.add_parser("run", help="serve package directories over HTTP"))
+    run = sub.add_parser("run", help="serve package directories over HTTP")
+    _run_parser(run)
+    if run_defaults:
+        run.set_defaults(**run_defaults)
     update = sub.add_parser("update", help="(pypiserver) not supported by cheesecellar")
     update.add_argument("rest", nargs=argparse.REMAINDER)
     reindex = sub.add_parser(
@@ -421,8 +470,16 @@ def _s3_maintain(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(_normalize_argv(list(sys.argv[1:] if argv is None else argv)))
+    words = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    config_path = pre.parse_known_args(words[1:])[0].config if words[:1] == ["run"] else None
+    try:
+        parser = build_parser(_config_defaults(config_path) if config_path else None)
+    except CheesecellarError as exc:
+        print(f"pypi-server: error: {exc}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(words)
     try:
         if args.command == "run":
             _setup_logging(args)
