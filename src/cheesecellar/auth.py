@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import logging
 import os
 import threading
@@ -25,7 +24,7 @@ def parse_basic(header: str | None) -> tuple[str, str] | None:
         return None
     try:
         decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII header text
         return None
     user, sep, password = decoded.partition(":")
     return (user, password) if sep else None
@@ -61,24 +60,16 @@ class Htpasswd:
         if htpasswd is None:
             return False
         try:
-            if user in htpasswd.users():
+            users = htpasswd.users()
+            if user in users:
                 return bool(htpasswd.check_password(user, password))
-            # An unknown name costs one hash check too, so timing does not reveal who exists.
-            _dummy_check(password)
+            if users:
+                # An unknown name costs a check against a real entry (same scheme, same
+                # cost), so timing does not reveal who exists; its result is ignored.
+                htpasswd.check_password(users[0], password)
         except ValueError:  # bcrypt >= 5 refuses secrets over 72 bytes: a failed login
             pass
         return False
-
-
-_dummy_hash: list[str] = []
-
-
-def _dummy_check(password: str) -> None:
-    from passlib.hash import bcrypt
-
-    if not _dummy_hash:
-        _dummy_hash.append(bcrypt.using(rounds=5).hash("cheesecellar"))
-    bcrypt.verify(password, _dummy_hash[0])
 
 
 class Authenticator:

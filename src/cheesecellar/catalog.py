@@ -44,6 +44,7 @@ from .records import (
     utc_now,
 )
 from .storage import AlreadyExists, Conflict, Storage
+from .storage.base import disk_errors
 from .storage.filesystem import safe_join
 
 log = logging.getLogger(__name__)
@@ -269,6 +270,10 @@ class Catalog:
         existing = self.project(dist.project)
         if existing is not None and existing.status in ("archived", "quarantined"):
             raise Forbidden(f"Project {existing.name!r} is {existing.status}; uploads are closed.")
+        with disk_errors():
+            return self._upload(upload, dist)
+
+    def _upload(self, upload: Upload, dist: Distribution) -> bool:
         fd, tmp = self.storage.temp_file()
         try:
             with os.fdopen(fd, "wb") as out:
@@ -277,7 +282,7 @@ class Catalog:
                 raise BadRequest("Upload payload does not have a file.")
             meta = read_metadata(tmp, dist)
             _check_metadata_version(meta, upload.version)
-            return self._commit(upload, dist, tmp, Facts(sha256, size, meta))
+            return self._store(upload, dist, tmp, Facts(sha256, size, meta))
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
@@ -310,20 +315,39 @@ class Catalog:
                 )
         return hashes["sha256"].hexdigest(), size
 
+    def _duplicates(
+        self, files: Sequence[FileRecord], dist: Distribution, sha256: str
+    ) -> tuple[FileRecord | None, list[FileRecord]]:
+        """(a record of the same release file with these bytes, records this upload replaces).
+
+        Duplicates are found by canonical key (name, version, tags), not by spelling; other
+        bytes are a conflict (409) unless overwrite is on.
+        """
+        superseded: list[FileRecord] = []
+        for record in files:
+            if not same_distribution(record.filename, dist):
+                continue
+            if record.sha256 == sha256:
+                return record, []
+            if not self.overwrite:
+                raise _exists(record.filename, record.sha256)
+            superseded.append(record)
+        return None, superseded
+
+    def _store(self, upload: Upload, dist: Distribution, tmp: Path, facts: Facts) -> bool:
+        try:
+            return self._commit(upload, dist, tmp, facts)
+        except _Identical:
+            return False  # the same bytes were recorded under another spelling meanwhile
+
     def _commit(self, upload: Upload, dist: Distribution, tmp: Path, facts: Facts) -> bool:
         project = self.project(dist.project)
-        superseded: list[FileRecord] = []
-        for record in project.files if project is not None else ():
-            if same_distribution(record.filename, dist):
-                if record.sha256 == facts.sha256:
-                    return False
-                if not self.overwrite:
-                    raise _exists(record.filename, record.sha256)
-                if record.filename != dist.filename:
-                    superseded.append(record)  # the same release file under another spelling
-        replaced = False
+        if self._duplicates(project.files if project else (), dist, facts.sha256)[0]:
+            return False  # identical bytes already listed: a safe rerun
+        created = replaced = False
         try:
             self.storage.put_new(dist.filename, tmp, sha256=facts.sha256)
+            created = True
         except AlreadyExists:
             on_disk = stored_sha256(self.storage, dist.filename)
             if on_disk != facts.sha256:
@@ -331,6 +355,17 @@ class Catalog:
                     raise _exists(dist.filename, on_disk) from None
                 self.storage.replace(dist.filename, tmp, sha256=facts.sha256)
                 replaced = True
+        try:
+            return self._record_upload(upload, dist, facts, replaced)
+        except BaseException:
+            if created:  # this upload made the file: take it back, nothing half-done stays
+                self.storage.delete(dist.filename)
+                self.storage.discard_doc(metadata_key(dist.filename))
+            raise
+
+    def _record_upload(
+        self, upload: Upload, dist: Distribution, facts: Facts, replaced: bool
+    ) -> bool:
         meta_sha = self.store_metadata(dist.filename, facts.metadata, wheel=dist.kind == "wheel")
         assert facts.metadata is not None
         local = self.storage.local_path(dist.filename)
@@ -347,15 +382,26 @@ class Catalog:
             uploader=upload.uploader,
             inode=local.stat().st_ino if local is not None else None,
         )
-        gone = {r.filename for r in superseded}
+        superseded: list[FileRecord] = []
+        identical: list[FileRecord] = []
 
-        def change(current: Project) -> Project:
-            files = [
-                f for f in current.files if f.filename != record.filename and f.filename not in gone
-            ]
+        def change(current: Project) -> Project | None:
+            # Checked again inside the compare-and-swap: two uploads of one release under
+            # different spellings race here, and only one of them can win.
+            same, replaces = self._duplicates(
+                [f for f in current.files if f.filename != record.filename], dist, facts.sha256
+            )
+            if same is not None:
+                identical[:] = [same]
+                return None
+            superseded[:] = replaces
+            gone = {r.filename for r in replaces} | {record.filename}
+            files = [f for f in current.files if f.filename not in gone]
             return replace(current, files=(*files, record))
 
         self.update_project(dist.project, upload.name, change)
+        if identical:
+            raise _Identical
         for old in superseded:
             self._delete_file(old)
         log.info(
@@ -437,6 +483,10 @@ class Catalog:
         return self.update_project(
             normalized, name, lambda p: replace(p, status=status, status_reason=reason)
         )
+
+
+class _Identical(Exception):
+    """Raised out of a manifest update: another spelling of this file, same bytes, won."""
 
 
 def _exists(filename: str, sha256: str) -> FileExists:

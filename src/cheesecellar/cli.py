@@ -18,6 +18,7 @@ from . import __version__
 from .config import (
     DEFAULT_MAX_UPLOAD,
     PYPI_SIMPLE_URL,
+    UPLOAD_FORM_OVERHEAD,
     Config,
     check_auth_pair,
     parse_actions,
@@ -349,7 +350,9 @@ def _serve(args: argparse.Namespace) -> int:
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
     server: Any = waitress.create_server(
         application, host=config.host, port=config.port, threads=args.threads,
-        url_prefix=prefix, ident="cheesecellar",
+        url_prefix=prefix,
+        # Bodies over the upload limit are refused (413) before they are read, not after.
+        max_request_body_size=config.max_upload_bytes + UPLOAD_FORM_OVERHEAD, ident="cheesecellar",
     )  # fmt: skip
     port = server.effective_port
     shown = "localhost" if config.host in ("0.0.0.0", "::", "") else config.host

@@ -13,6 +13,8 @@ from .errors import ConfigError
 ACTIONS = ("download", "list", "update")
 PYPI_SIMPLE_URL = "https://pypi.org/simple/"
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
+# Room for the multipart envelope and the form's text fields around the file itself.
+UPLOAD_FORM_OVERHEAD = 16 * 1024 * 1024
 _OFF = {"0", "no", "off", "false", "none", ""}
 _HEALTH_RE = re.compile(r"^/[a-z0-9/_-]+\Z")
 

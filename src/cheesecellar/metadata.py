@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import posixpath
 import tarfile
 import zipfile
 from dataclasses import dataclass
@@ -75,10 +76,44 @@ def _read_bounded(stream: IO[bytes], what: str) -> bytes:
     return data
 
 
+def _safe_member_name(name: str) -> bool:
+    """A relative path that stays inside the archive: no absolute path, drive or '..'."""
+    if (
+        not name
+        or name.startswith(("/", "\\"))
+        or "\x00" in name
+        or (len(name) > 1 and name[1] == ":")
+    ):
+        return False
+    return ".." not in name.replace("\\", "/").split("/")
+
+
+def _inflation_limit(path: Path) -> int:
+    # PyPI refuses archives that inflate more than 50 times; small archives get some room.
+    return min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * path.stat().st_size))
+
+
+def _check_zip(zf: zipfile.ZipFile, path: Path) -> None:
+    """Refuse zip bombs (declared sizes, overlapping entries) and names leaving the archive."""
+    infos = zf.infolist()
+    if len(infos) > MAX_TAR_MEMBERS:
+        raise InvalidDistribution("Invalid distribution file. The archive has too many members.")
+    if sum(info.file_size for info in infos) > _inflation_limit(path):
+        raise InvalidDistribution(
+            "Invalid distribution file. The archive inflates too far (compression ratio over 50)."
+        )
+    for info in infos:
+        if not _safe_member_name(info.filename):
+            raise InvalidDistribution(
+                f"Invalid distribution file. Unsafe member name {info.filename!r}."
+            )
+
+
 def read_wheel_metadata(path: Path, dist: Distribution) -> CoreMetadata:
     """The ``{name}-{version}.dist-info/METADATA`` of a wheel (PEP 427)."""
     try:
         with zipfile.ZipFile(path) as zf:
+            _check_zip(zf, path)
             infos = {info.filename: info for info in zf.infolist()}
             wanted = canonicalize_name(dist.name)
             found = None
@@ -116,6 +151,7 @@ def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
     try:
         if dist.extension == ".zip":
             with zipfile.ZipFile(path) as zf:
+                _check_zip(zf, path)
                 for info in zf.infolist():
                     if _is_top_pkg_info(info.filename):
                         if info.file_size > MAX_METADATA_BYTES:
@@ -127,9 +163,8 @@ def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
         else:
             # Stream mode: member headers are read in order and skipped members are inflated
             # only as far as their declared sizes, which _scan_tar adds up and bounds.
-            limit = min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * path.stat().st_size))
             with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tf:
-                return _scan_tar(tf, limit)
+                return _scan_tar(tf, _inflation_limit(path))
     except InvalidDistribution:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
@@ -139,22 +174,45 @@ def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
     raise InvalidDistribution("Invalid distribution file. The sdist has no top-level PKG-INFO.")
 
 
+def _check_tar_member(member: tarfile.TarInfo) -> None:
+    """Nothing is ever extracted, but an sdist whose members could escape is refused."""
+    if not _safe_member_name(member.name):
+        raise InvalidDistribution(f"Invalid distribution file. Unsafe member name {member.name!r}.")
+    if member.issym() or member.islnk():
+        base = posixpath.dirname(member.name) if member.issym() else ""
+        target = posixpath.normpath(posixpath.join(base, member.linkname))
+        if member.linkname.startswith("/") or target == ".." or target.startswith("../"):
+            raise InvalidDistribution(
+                f"Invalid distribution file. {member.name!r} links outside the archive."
+            )
+    elif not (member.isfile() or member.isdir()):
+        raise InvalidDistribution(
+            f"Invalid distribution file. {member.name!r} is not a file or directory."
+        )
+
+
 def _scan_tar(tf: tarfile.TarFile, limit: int) -> CoreMetadata:
+    """Check every member (bounded in count and inflated size); the top-level PKG-INFO."""
     inflated = 0
+    found: CoreMetadata | None = None
     for count, member in enumerate(tf):
         if count >= MAX_TAR_MEMBERS:
-            break
+            raise InvalidDistribution(
+                "Invalid distribution file. The archive has too many members."
+            )
         inflated += member.size
         if inflated > limit:
             raise InvalidDistribution("Invalid distribution file. The archive inflates too far.")
-        if member.isfile() and _is_top_pkg_info(member.name):
+        _check_tar_member(member)
+        if found is None and member.isfile() and _is_top_pkg_info(member.name):
             if member.size > MAX_METADATA_BYTES:
                 raise InvalidDistribution("Invalid distribution file. PKG-INFO is too large.")
             stream = tf.extractfile(member)
-            if stream is None:
-                break
-            return parse_core_metadata(_read_bounded(stream, "PKG-INFO"))
-    raise InvalidDistribution("Invalid distribution file. The sdist has no top-level PKG-INFO.")
+            if stream is not None:
+                found = parse_core_metadata(_read_bounded(stream, "PKG-INFO"))
+    if found is None:
+        raise InvalidDistribution("Invalid distribution file. The sdist has no top-level PKG-INFO.")
+    return found
 
 
 def read_metadata(path: Path, dist: Distribution) -> CoreMetadata:

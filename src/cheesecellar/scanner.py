@@ -16,10 +16,10 @@ from pathlib import Path
 
 from .catalog import Catalog, file_facts, same_distribution
 from .distributions import Distribution, parse_filename
-from .errors import BadRequest
+from .errors import BadRequest, CheesecellarError
 from .metadata import CoreMetadata
 from .records import FileRecord, Project, utc_now
-from .storage.filesystem import STATE_DIR
+from .storage.filesystem import STATE_DIR, FileStorage
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +142,24 @@ class Scanner:
             return None
         return target.stat().st_ino
 
+    def _uploading(self, key: DirKey, name: str, inode: int) -> bool:
+        """True for a file an upload has linked in but not recorded yet (its temp file, the
+        other link to the same inode, is removed when the upload is done)."""
+        try:
+            if os.stat(self._dir_path(key) / name).st_nlink < 2:
+                return False
+            storage = self.catalog.storage
+            if key[0] != 0 or not isinstance(storage, FileStorage):
+                return False
+            return any(e.inode() == inode for e in os.scandir(storage.tmp))
+        except OSError:
+            return False
+
+    def _recheck(self, key: DirKey) -> None:
+        """List this directory again on the next request even if its mtime stays the same."""
+        mtime, _ = self._mtimes.get(key, (None, None))
+        self._mtimes[key] = (mtime, 0)
+
     def _remember(self, record: FileRecord) -> None:
         parent = record.path.rpartition("/")[0]
         self._files.setdefault((record.root, parent), {})[record.filename] = record.inode
@@ -168,6 +186,10 @@ class Scanner:
                 continue
             if listed is not None and listed.inode in (None, inode):
                 continue  # recorded meanwhile, by this or another process
+            if self._uploading(key, name, inode):
+                self._files[key].pop(name, None)
+                self._recheck(key)
+                continue
             try:
                 facts = file_facts(self._dir_path(key) / name, dist, strict=False)
             except FileNotFoundError:
@@ -199,7 +221,6 @@ class Scanner:
             )
         if records:
             first = items[0][2]
-            by_name = {r.filename: r for r in records}
 
             def add(current: Project) -> Project | None:
                 # A record another process made meanwhile for the same inode wins.
@@ -209,11 +230,20 @@ class Scanner:
                 ]  # fmt: skip
                 if not new:
                     return None
-                kept = [f for f in current.files if f.filename not in by_name]
+                renewed = {r.filename for r in new}
+                kept = [f for f in current.files if f.filename not in renewed]
                 return replace(current, files=(*kept, *new))
 
             display = next((m.name for m in metas if m is not None), first.name)
-            self.catalog.update_project(first.project, display, add)
+            try:
+                self.catalog.update_project(first.project, display, add)
+            except CheesecellarError as exc:
+                # A full disk must not break reads: leave these files for the next rescan.
+                log.error("cannot record %d file(s) of %s: %s", len(records), first.project, exc)
+                for key, name, _, _ in items:
+                    self._files.get(key, {}).pop(name, None)
+                    self._recheck(key)
+                return done
             log.info("recorded %d file(s) of %s", len(records), first.project)
         return done
 

@@ -216,25 +216,47 @@ def test_sdist_nested_pkg_info_is_not_the_top_level_one(tmp_path: Path) -> None:
     assert read(path) == raw
 
 
-def test_sdist_hostile_members_are_ignored_and_never_extracted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("member", "why"),
+    [
+        (
+            TarMember("../PKG-INFO", core_metadata("evil", "6.6")),
+            "Unsafe member name '../PKG-INFO'",
+        ),
+        (TarMember("../../escape.txt", b"escaped\n"), "Unsafe member name '../../escape.txt'"),
+        (TarMember("demo_pkg-1.0/../PKG-INFO", b"x"), "Unsafe member name"),
+        (TarMember("/abs/PKG-INFO", b"x"), "Unsafe member name '/abs/PKG-INFO'"),
+        (TarMember("demo_pkg-1.0/link", kind="sym", target="/etc/passwd"), "links outside"),
+        (TarMember("demo_pkg-1.0/link", kind="sym", target="../../x"), "links outside"),
+        (TarMember("demo_pkg-1.0/hard", kind="hard", target="/etc/passwd"), "links outside"),
+    ],
+)
+@pytest.mark.parametrize("before_pkg_info", [True, False])
+def test_sdist_with_members_that_could_escape_is_refused_and_nothing_extracted(
+    tmp_path: Path, member: TarMember, why: str, before_pkg_info: bool
+) -> None:
     work = tmp_path / "work"
     work.mkdir()
+    good = TarMember("demo_pkg-1.0/PKG-INFO", core_metadata("demo_pkg", "1.0"))
+    members = [member, good] if before_pkg_info else [good, member]
+    path = write_tar(work / "demo_pkg-1.0.tar.gz", members)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(InvalidDistribution, match=why):
+        read(path)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    assert not (tmp_path / "escape.txt").exists()
+
+
+def test_sdist_dot_prefixed_pkg_info_is_not_the_top_level_one(tmp_path: Path) -> None:
     raw = core_metadata("demo_pkg", "1.0")
     path = write_tar(
-        work / "demo_pkg-1.0.tar.gz",
+        tmp_path / "demo_pkg-1.0.tar.gz",
         [
-            TarMember("../PKG-INFO", core_metadata("evil", "6.6")),
-            TarMember("../../escape.txt", b"escaped\n"),
             TarMember("./PKG-INFO", core_metadata("evil", "6.6")),
-            TarMember("demo_pkg-1.0/../PKG-INFO", core_metadata("evil", "6.6")),
-            TarMember("demo_pkg-1.0/link", kind="sym", target="/etc/passwd"),
             TarMember("demo_pkg-1.0/PKG-INFO", raw),
         ],
     )
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     assert read(path) == raw
-    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
-    assert not (tmp_path / "escape.txt").exists()
 
 
 @pytest.mark.parametrize(
@@ -250,7 +272,9 @@ def test_sdist_pkg_info_link_is_never_followed(tmp_path: Path, member: TarMember
     path = write_tar(tmp_path / "demo_pkg-1.0.tar.gz", [member])
     with pytest.raises(InvalidDistribution) as excinfo:
         read(path)
-    assert str(excinfo.value) == ("Invalid distribution file. The sdist has no top-level PKG-INFO.")
+    assert str(excinfo.value) == (
+        "Invalid distribution file. 'demo_pkg-1.0/PKG-INFO' links outside the archive."
+    )
 
 
 def test_sdist_without_pkg_info(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ..errors import CheesecellarError
+from ..errors import CheesecellarError, InsufficientStorage
 
 
 class AlreadyExists(CheesecellarError):
@@ -18,6 +21,19 @@ class Conflict(CheesecellarError):
     """A compare-and-swap write found that the document changed since it was read."""
 
     status = 409
+
+
+@contextlib.contextmanager
+def disk_errors() -> Iterator[None]:
+    """A full disk or quota is a 507 with a clear message, not a 500."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise InsufficientStorage(
+                "Not enough space on the server's disk; nothing was stored."
+            ) from exc
+        raise
 
 
 class Storage(Protocol):

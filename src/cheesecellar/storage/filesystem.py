@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import logging
 import os
@@ -13,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ..errors import InsufficientStorage, UnsafePath
-from .base import AlreadyExists, Conflict
+from ..errors import UnsafePath
+from .base import AlreadyExists, Conflict, disk_errors
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +44,6 @@ def safe_join(root: Path, key: str, *, follow_links: bool = True) -> Path:
 def _version_of(st: os.stat_result) -> str:
     # A document is replaced by rename, so the inode changes on every write.
     return f"{st.st_ino}-{st.st_mtime_ns}-{st.st_size}"
-
-
-@contextlib.contextmanager
-def _disk_errors() -> Iterator[None]:
-    try:
-        yield
-    except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise InsufficientStorage(
-                "Not enough space on the server's disk; nothing was stored."
-            ) from exc
-        raise
 
 
 class FileStorage:
@@ -99,7 +86,7 @@ class FileStorage:
 
     def put_new(self, key: str, source: Path, *, sha256: str) -> None:
         target = self.local_path(key)
-        with _disk_errors():
+        with disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 # link() is the atomic claim: it never replaces an existing name.
@@ -110,7 +97,7 @@ class FileStorage:
 
     def replace(self, key: str, source: Path, *, sha256: str) -> None:
         target = self.local_path(key)
-        with _disk_errors():
+        with disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = self.temp_file()
             os.close(fd)
@@ -148,7 +135,7 @@ class FileStorage:
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
         target = self.doc_path(key)
-        with self._locked(), _disk_errors():
+        with self._locked(), disk_errors():
             if self.doc_version(key) != expect_version:
                 raise Conflict(f"{key} changed")
             target.parent.mkdir(parents=True, exist_ok=True)

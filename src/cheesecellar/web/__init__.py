@@ -33,11 +33,13 @@ def with_access_log(app: WSGIApp) -> WSGIApp:
 
         result = app(environ, capture)
         path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        # Escaped, so a CR/LF or quote in a URL cannot forge a second log line.
+        path = path[:300].encode("unicode_escape").decode("ascii").replace('"', '\\"')
         log.info(
             '%s "%s %s" %s %.1fms',
             environ.get("REMOTE_ADDR", "-"),
             environ.get("REQUEST_METHOD", "-"),
-            path.encode("latin-1", "replace").decode("latin-1", "replace")[:300],
+            path,
             status[0],
             (time.perf_counter() - started) * 1000,
         )

@@ -19,7 +19,7 @@ from bottle import Bottle, HTTPResponse, SimpleTemplate, request, static_file
 from .. import __version__
 from ..auth import Authenticator
 from ..catalog import Catalog, Upload, same_version
-from ..config import Config
+from ..config import UPLOAD_FORM_OVERHEAD, Config
 from ..distributions import is_valid_name, normalize_name
 from ..errors import BadRequest, CheesecellarError, Forbidden, Gone, NotFound, TooLarge
 from ..records import FileRecord
@@ -31,8 +31,7 @@ from .upload import read_action, read_upload
 log = logging.getLogger("cheesecellar.web")
 
 TEXT = "text/plain; charset=utf-8"
-# Room for the multipart envelope and form fields around the file itself.
-_FORM_OVERHEAD = 1024 * 1024
+_FORM_TEXT_MAX = 8 * 1024 * 1024
 
 
 def _reason(message: str) -> str:
@@ -97,12 +96,12 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     )
 
     def require(action: str) -> str | None:
-        return auth.authorize(action, request.get_header("Authorization"))
+        return auth.authorize(action, _header("Authorization"))
 
     def media_type() -> str:
         # A literal '+' in ?format=...v1+json arrives as a space; media types have none.
         format_param = (request.query.get("format") or "").replace(" ", "+") or None
-        chosen = negotiate.choose(request.get_header("Accept"), format_param)
+        chosen = negotiate.choose(_header("Accept"), format_param)
         if chosen is None:
             raise _NotAcceptable()
         return chosen
@@ -114,7 +113,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
             "Vary": "Accept",
             "Cache-Control": page_cache_control,
         }
-        if page.etag in (request.get_header("If-None-Match") or ""):
+        if page.etag in (_header("If-None-Match") or ""):
             return HTTPResponse(status=304, headers=headers)
         return HTTPResponse(body=b"" if request.method == "HEAD" else page.body, headers=headers)
 
@@ -271,13 +270,13 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
             "ETag": f'"{record.metadata_sha256}"',
             "Cache-Control": "public, max-age=31536000, immutable",
         }
-        if headers["ETag"] == request.get_header("If-None-Match"):
+        if headers["ETag"] == _header("If-None-Match"):
             return HTTPResponse(status=304, headers=headers)
         return HTTPResponse(body=b"" if request.method == "HEAD" else body, headers=headers)
 
     def stream_file(record: FileRecord, etag: str, headers: dict[str, str]) -> HTTPResponse:
         headers = {**headers, "ETag": etag, "Content-Type": _content_type(record.filename)}
-        if etag == request.get_header("If-None-Match"):
+        if etag == _header("If-None-Match"):
             return HTTPResponse(status=304, headers=headers)
         headers["Content-Length"] = str(record.size)
         if request.method == "HEAD":
@@ -302,13 +301,13 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
         user = require("update")
         _refuse_cross_site()
         length = request.content_length
-        if length > config.max_upload_bytes + _FORM_OVERHEAD:
+        if length > config.max_upload_bytes + UPLOAD_FORM_OVERHEAD:
             raise TooLarge(f"File too large. The limit is {config.max_upload_bytes} bytes.")
         try:
-            post = request.POST
+            post = _UploadRequest(request.environ).POST
         except bottle.HTTPError as exc:  # MultipartError and body read errors
             raise BadRequest(f"Malformed request body: {exc.body}") from exc
-        except (ValueError, UnicodeError, IndexError, KeyError) as exc:
+        except (ValueError, UnicodeError, LookupError) as exc:  # LookupError: unknown charset
             raise BadRequest(f"Malformed form data: {exc}") from exc
         action = read_action(post)
         if action == "file_upload":
@@ -414,14 +413,32 @@ def _close_request_files() -> None:
         body.close()
 
 
+class _UploadRequest(bottle.BaseRequest):  # type: ignore[misc]
+    """Reads upload forms: text fields (a long description among them) may take 8 MiB of
+    memory in all, where Bottle's default of 100 KiB refuses real uploads."""
+
+    MEMFILE_MAX = _FORM_TEXT_MAX
+
+
+def _header(name: str) -> str | None:
+    """A request header as the server passed it (latin-1 text): Bottle's get_header decodes
+    UTF-8 and fails on other bytes."""
+    value = request.environ.get("HTTP_" + name.upper().replace("-", "_"))
+    return value if isinstance(value, str) else None
+
+
 def _refuse_cross_site() -> None:
     """A browser form on another site must not upload or remove with cached credentials."""
-    if request.get_header("Sec-Fetch-Site", "").lower() == "cross-site":
+    if (_header("Sec-Fetch-Site") or "").lower() == "cross-site":
         raise Forbidden("Cross-site requests cannot change this index.")
-    origin = request.get_header("Origin")
+    origin = _header("Origin")
     if origin is None:
         return  # twine, uv, pip and other non-browser clients send no Origin
-    if urlsplit(origin).netloc.lower() != request.urlparts.netloc.lower():
+    try:
+        same_site = urlsplit(origin).netloc.lower() == request.urlparts.netloc.lower()
+    except ValueError:  # a malformed Origin is certainly not this site
+        same_site = False
+    if not same_site:
         raise Forbidden("Cross-site requests cannot change this index.")
 
 

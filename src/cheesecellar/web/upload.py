@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from ..errors import BadRequest
+from ..errors import BadRequest, InvalidFilename
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}\Z")
 _HEX32 = re.compile(r"^[0-9a-fA-F]{32}\Z")
@@ -63,6 +63,11 @@ def read_upload(post: Any) -> UploadForm:
     if content is None or isinstance(content, str) or not hasattr(content, "file"):
         raise BadRequest("Upload payload does not have a file.")
     filename = content.raw_filename or ""  # .filename mangles '+' and '!' in versions
+    # Bottle drops a Windows-style path ("C:\\x\\f.whl") from the name; the rule is checked on
+    # the name as sent.
+    sent = str(content.headers.get("Content-Disposition", "")).partition("filename=")[2]
+    if "/" in sent or "\\" in sent:
+        raise InvalidFilename("Cannot upload a file with '/' or '\\' in the name.")
     name, version = _text(post, "name"), _text(post, "version")
     if not name or not version:
         raise BadRequest("The fields 'name' and 'version' are required.")
