@@ -11,7 +11,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -134,6 +134,7 @@ class Catalog:
         self._lock = threading.RLock()
         self._projects: dict[str, Project] = {}
         self._names: tuple[str, dict[str, str]] | None = None  # (doc version, normalized->name)
+        self._local = threading.local()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -230,18 +231,45 @@ class Catalog:
             return changed
         raise Conflict(f"the manifest of {normalized} kept changing; try again")
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Within it (this thread only), the project list is written once, at the end, and a
+        filesystem syncs the disk once instead of per document: for recording many files."""
+        if getattr(self._local, "pending", None) is not None:
+            yield
+            return
+        pending: dict[str, str | None] = {}
+        self._local.pending = pending
+        deferred = getattr(self.storage, "deferred_sync", None)
+        try:
+            with deferred() if deferred is not None else contextlib.nullcontext():
+                yield
+        finally:
+            self._local.pending = None
+            if pending:
+                self.write_project_names(pending)
+
     def _sync_project_names(self, project: Project) -> None:
-        listed = bool(project.files)
+        pending: dict[str, str | None] | None = getattr(self._local, "pending", None)
+        if pending is not None:
+            pending[project.normalized] = project.name if project.files else None
+            return
+        self.write_project_names({project.normalized: project.name if project.files else None})
+
+    def write_project_names(self, changes: dict[str, str | None]) -> None:
+        """Apply {normalized: display name, or None to drop it} to the project list by CAS."""
         for attempt in range(_CAS_ATTEMPTS):
             got = self.storage.read_doc(PROJECTS_DOC)
             names: dict[str, str] = json.loads(got[0]) if got else {}
-            if (project.normalized in names) == listed:
+            updated = dict(names)
+            for normalized, name in changes.items():
+                if name is None:
+                    updated.pop(normalized, None)
+                elif normalized not in updated:
+                    updated[normalized] = name
+            if updated == names:
                 return
-            if listed:
-                names[project.normalized] = project.name
-            else:
-                del names[project.normalized]
-            body = json.dumps(names, indent=1, sort_keys=True).encode()
+            body = json.dumps(updated, indent=1, sort_keys=True).encode()
             try:
                 self.storage.write_doc(PROJECTS_DOC, body, expect_version=got[1] if got else None)
                 return

@@ -287,6 +287,18 @@ def _normalize_argv(argv: list[str]) -> list[str]:
     return ["run", *argv]
 
 
+class _Formatter(logging.Formatter):
+    """Formats each second's timestamp once: under load the access log is a hot path."""
+
+    _cached: tuple[int, str] = (-1, "")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second = int(record.created)
+        if self._cached[0] != second:
+            self._cached = (second, super().formatTime(record, datefmt).rsplit(",", 1)[0])
+        return f"{self._cached[1]},{int(record.msecs):03d}"
+
+
 def _setup_logging(args: argparse.Namespace, quiet: bool = False) -> None:
     level = logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO
     handlers: list[logging.Handler] = []
@@ -296,9 +308,9 @@ def _setup_logging(args: argparse.Namespace, quiet: bool = False) -> None:
         )
     if args.log_file:
         handlers.append(logging.FileHandler(args.log_file))
-    logging.basicConfig(
-        level=level, format=args.log_frmt, handlers=handlers or [logging.NullHandler()], force=True
-    )
+    for handler in handlers:
+        handler.setFormatter(_Formatter(args.log_frmt))
+    logging.basicConfig(level=level, handlers=handlers or [logging.NullHandler()], force=True)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -18,7 +18,7 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class FileRecord:
     """One distribution file: where it is and what was learned when it arrived."""
 
@@ -53,7 +53,7 @@ class FileRecord:
             return (-1, self.version, self.filename)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Project:
     """A project's manifest as read at one version."""
 

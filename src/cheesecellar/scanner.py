@@ -43,10 +43,18 @@ class Scanner:
         self._mtimes: dict[DirKey, tuple[int | None, int | None]] = {}
         # Per directory: recorded file names and their inodes (None when not recorded).
         self._files: dict[DirKey, dict[str, int | None]] = {}
+        self._path_strings: dict[DirKey, str] = {}
 
     def _dir_path(self, key: DirKey) -> Path:
         root = self.catalog.roots[key[0]]
         return root / key[1] if key[1] else root
+
+    def _dir_str(self, key: DirKey) -> str:
+        # Plain strings: this is stat()ed on every request, where Path joins show in profiles.
+        path = self._path_strings.get(key)
+        if path is None:
+            path = self._path_strings[key] = str(self._dir_path(key))
+        return path
 
     def start(self, progress: Progress | None = None) -> int:
         """Load what is recorded, then walk every directory once; returns files discovered."""
@@ -56,10 +64,15 @@ class Scanner:
             for key in self.catalog.storage.list_docs("index")
         } - {"_projects"}
         with self._lock:
+            unlisted: dict[str, str | None] = {}
             for normalized in sorted(set(names) | listed):
                 project = self.catalog.project(normalized)
                 for record in project.files if project else ():
                     self._remember(record)
+                if project is not None and project.files and normalized not in names:
+                    unlisted[normalized] = project.name  # a run stopped before listing it
+            if unlisted:
+                self.catalog.write_project_names(unlisted)
             for index in range(len(self.catalog.roots)):
                 self._mtimes.setdefault((index, ""), (None, None))
             return self._refresh_locked(progress)
@@ -74,7 +87,7 @@ class Scanner:
         changed: list[DirKey] = []
         for key, (seen, recheck_at) in list(self._mtimes.items()):
             try:
-                mtime = os.stat(self._dir_path(key)).st_mtime_ns
+                mtime = os.stat(self._dir_str(key)).st_mtime_ns
             except FileNotFoundError:
                 del self._mtimes[key]
                 changed.append(key)
@@ -84,13 +97,18 @@ class Scanner:
         found: list[Found] = []
         for key in changed:
             found.extend(self._list(key))
+        if not found:
+            return 0
         by_project: dict[str, list[Found]] = {}
         for item in found:
             by_project.setdefault(item[2].project, []).append(item)
         done = 0
-        for items in by_project.values():
-            done = self._adopt(items, done, len(found), progress)
-        if progress is not None and found:
+        # Many files found at once (a first start, a reindex): sync the disk and write the
+        # project list once at the end, not once per document.
+        with self.catalog.batch():
+            for items in by_project.values():
+                done = self._adopt(items, done, len(found), progress)
+        if progress is not None:
             progress(len(found), len(found), "")
         return len(found)
 
@@ -121,13 +139,16 @@ class Scanner:
             inode = self._file_inode(key, entry)
             if inode is None:
                 continue
+            recorded = known.get(entry.name, -1)
+            if recorded is None or recorded == inode:
+                on_disk.add(entry.name)  # known and unchanged: no need to parse the name
+                continue
             try:
                 dist = parse_filename(entry.name)
             except BadRequest:
                 continue
             on_disk.add(entry.name)
-            if entry.name not in known or known[entry.name] not in (None, inode):
-                found.append((key, entry.name, dist, inode))
+            found.append((key, entry.name, dist, inode))
         for name in set(known) - on_disk:
             self._forget(key, name)
         return found

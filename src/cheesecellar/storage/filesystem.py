@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,7 @@ class FileStorage:
         self.state = root / STATE_DIR
         self.tmp = self.state / "tmp"
         self._lock_path = self.state / "lock"
+        self._local = threading.local()
 
     def prepare(self) -> None:
         """Create the state folder and remove temp files that crashed uploads left behind."""
@@ -133,8 +135,19 @@ class FileStorage:
         except FileNotFoundError:
             return None
 
+    @contextlib.contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """Documents written by this thread inside skip their fsyncs; one sync at the end."""
+        self._local.defer = True
+        try:
+            yield
+        finally:
+            self._local.defer = False
+            os.sync()
+
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
         target = self.doc_path(key)
+        durable = not getattr(self._local, "defer", False)
         with self._locked(), disk_errors():
             if self.doc_version(key) != expect_version:
                 raise Conflict(f"{key} changed")
@@ -143,14 +156,16 @@ class FileStorage:
             try:
                 with os.fdopen(fd, "wb") as fh:
                     fh.write(body)
-                    fh.flush()
-                    os.fsync(fh.fileno())
+                    if durable:
+                        fh.flush()
+                        os.fsync(fh.fileno())
                 os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
-            _fsync_dir(target.parent)
+            if durable:
+                _fsync_dir(target.parent)
             version = self.doc_version(key)
             assert version is not None
             return version

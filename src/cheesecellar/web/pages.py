@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -105,20 +106,33 @@ def _file_json(record: FileRecord) -> dict[str, Any]:
 
 
 class PageCache:
-    """Rendered pages keyed by what they were rendered from; safe across threads."""
+    """Rendered pages keyed by what they were rendered from, least recently used dropped
+    first beyond *max_bytes*; safe across threads."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._lock = threading.Lock()
-        self._pages: dict[tuple[str, str], tuple[str, Page]] = {}
+        self._pages: OrderedDict[tuple[str, str], tuple[str, Page]] = OrderedDict()
+        self._bytes = 0
+        self.max_bytes = max_bytes
 
     def get(self, key: tuple[str, str], version: str) -> Page | None:
         with self._lock:
             hit = self._pages.get(key)
-        return hit[1] if hit is not None and hit[0] == version else None
+            if hit is None or hit[0] != version:
+                return None
+            self._pages.move_to_end(key)
+            return hit[1]
 
     def put(self, key: tuple[str, str], version: str, page: Page) -> None:
         with self._lock:
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[1].body)
             self._pages[key] = (version, page)
+            self._bytes += len(page.body)
+            while self._bytes > self.max_bytes and len(self._pages) > 1:
+                _, (_, dropped) = self._pages.popitem(last=False)
+                self._bytes -= len(dropped.body)
 
 
 MEDIA_TYPES = (HTML, V1_HTML, V1_JSON)
