@@ -89,3 +89,17 @@ def read_upload(post: Any) -> UploadForm:
                 raise BadRequest(f"Use a valid, hex-encoded, {algo} message digest.")
             digests[algo] = value.lower()
     return UploadForm(read_action(post), name, version, filename, content.file, digests)
+
+
+def optional_field(post: Any, name: str) -> str | None:
+    value = post.getall(name)
+    if len(value) > 1 or (value and not isinstance(value[0], str)):
+        raise BadRequest(f"The field {name!r} may be sent once, as text.")
+    return str(value[0]).strip() if value else None
+
+
+def required_field(post: Any, name: str) -> str:
+    value = post.getall(name)
+    if len(value) != 1 or not isinstance(value[0], str) or not value[0].strip():
+        raise BadRequest(f"The field {name!r} is required, once.")
+    return str(value[0]).strip()
