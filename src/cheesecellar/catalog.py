@@ -283,13 +283,7 @@ class Catalog:
         """Keep the core metadata file for serving at ``<file>.metadata``; its sha256 or None."""
         if meta is None or not (wheel or meta.servable_for_sdist):
             return None
-        key = metadata_key(filename)
-        for _ in range(_CAS_ATTEMPTS):
-            try:
-                self.storage.write_doc(key, meta.raw, expect_version=self.storage.doc_version(key))
-                break
-            except Conflict:
-                continue
+        self.storage.put_doc(metadata_key(filename), meta.raw)
         return hashlib.sha256(meta.raw).hexdigest()
 
     def upload(self, upload: Upload) -> bool:

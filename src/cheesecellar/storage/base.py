@@ -82,6 +82,9 @@ class Storage(Protocol):
         Returns the new version; raises Conflict when the document moved.
         """
 
+    def put_doc(self, key: str, body: bytes) -> None:
+        """Write a document whatever is there (derived data such as ``.metadata`` files)."""
+
     def discard_doc(self, key: str) -> None:
         """Remove a document whatever its version; a missing one is not an error."""
 

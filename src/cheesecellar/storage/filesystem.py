@@ -146,11 +146,19 @@ class FileStorage:
             os.sync()
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
-        target = self.doc_path(key)
-        durable = not getattr(self._local, "defer", False)
         with self._locked(), disk_errors():
             if self.doc_version(key) != expect_version:
                 raise Conflict(f"{key} changed")
+            self.put_doc(key, body)
+            version = self.doc_version(key)
+            assert version is not None
+            return version
+
+    def put_doc(self, key: str, body: bytes) -> None:
+        # Atomic without the lock: a reader sees the old body or the new one, never a mix.
+        target = self.doc_path(key)
+        durable = not getattr(self._local, "defer", False)
+        with disk_errors():
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = self.temp_file()
             try:
@@ -166,9 +174,6 @@ class FileStorage:
                 raise
             if durable:
                 _fsync_dir(target.parent)
-            version = self.doc_version(key)
-            assert version is not None
-            return version
 
     def discard_doc(self, key: str) -> None:
         """Remove a document whatever its version; a missing one is not an error."""

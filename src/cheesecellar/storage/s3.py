@@ -87,7 +87,7 @@ def _unavailable_on_store_errors(cls: type[_T]) -> type[_T]:
 
 _SERVING_METHODS = (
     "put_new", "replace", "delete", "open", "blob_sha256", "download_url",
-    "doc_version", "read_doc", "write_doc", "discard_doc", "list_docs",
+    "doc_version", "read_doc", "write_doc", "put_doc", "discard_doc", "list_docs",
 )  # fmt: skip
 
 
@@ -335,6 +335,13 @@ class S3Storage:
         etag = str(response["ETag"])
         self._remember(name, etag, body)
         return etag
+
+    def put_doc(self, key: str, body: bytes) -> None:
+        name = self._doc(key)
+        response = self.client.put_object(
+            Bucket=self.bucket, Key=name, Body=body, ContentType="text/plain"
+        )
+        self._remember(name, str(response["ETag"]), body)
 
     def discard_doc(self, key: str) -> None:
         name = self._doc(key)
