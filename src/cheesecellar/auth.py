@@ -89,7 +89,7 @@ class Authenticator:
     def needs_login(self, action: str) -> bool:
         return action in self.actions
 
-    def authorize(self, action: str, authorization: str | None) -> str | None:
+    def authorize(self, action: str, authorization: str | None, client: str = "-") -> str | None:
         """The user name allowed to do *action*; None when the action is open.
 
         Raises Unauthorized (401) without credentials and Forbidden (403) with wrong ones.
@@ -102,7 +102,8 @@ class Authenticator:
             raise Unauthorized(f"Authentication required to {_VERBS[action]}.")
         user, password = credentials
         if self._auther is None or not self._auther(user, password):
-            log.warning("failed login for %r (%s)", user, action)
+            # One line per failure with the client address, for fail2ban and the like.
+            log.warning("failed login for %r from %s (%s)", user, client, action)
             raise Forbidden("Invalid username or password.")
         return user
 

@@ -190,6 +190,15 @@ def test_authorize_with_unusable_header_is_401(authenticator: Authenticator, hea
         authenticator.authorize("update", header)
 
 
+def test_failed_login_is_logged_with_the_client_address(
+    authenticator: Authenticator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="cheesecellar.auth"), pytest.raises(Forbidden):
+        authenticator.authorize("update", basic("mallory", "guess"), client="203.0.113.7")
+    assert caplog.messages == ["failed login for 'mallory' from 203.0.113.7 (update)"]
+    assert "guess" not in caplog.text  # never the password
+
+
 def test_authorize_returns_the_user(authenticator: Authenticator) -> None:
     assert authenticator.authorize("update", basic("alice", "s3cret")) == "alice"
 

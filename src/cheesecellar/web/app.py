@@ -68,7 +68,9 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     )
 
     def require(action: str) -> str | None:
-        return auth.authorize(action, header("Authorization"))
+        return auth.authorize(
+            action, header("Authorization"), request.environ.get("REMOTE_ADDR", "-")
+        )
 
     def media_type() -> str:
         # A literal '+' in ?format=...v1+json arrives as a space; media types have none.
