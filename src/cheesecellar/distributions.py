@@ -48,7 +48,7 @@ class Distribution:
         """Identity for duplicate checks: normalized name, canonical version, tags, extension."""
         try:
             version = canonicalize_version(Version(self.version))
-        except InvalidVersion:
+        except (InvalidVersion, ValueError):
             version = self.version.lower()
         return f"{self.project}|{version}|{self.tags.lower()}|{self.extension}"
 
@@ -98,7 +98,7 @@ def _split_sdist_stem(stem: str) -> tuple[str, str]:
     for i in dashes:
         try:
             Version(stem[i + 1 :])
-        except InvalidVersion:
+        except (InvalidVersion, ValueError):
             continue
         return stem[:i], stem[i + 1 :]
     for i in reversed(dashes):
@@ -114,7 +114,7 @@ def parse_filename(filename: str) -> Distribution:
     if filename.lower().endswith(".whl"):
         try:
             parsed_version = parse_wheel_filename(filename)[1]
-        except (InvalidWheelFilename, InvalidVersion) as exc:
+        except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
             raise InvalidFilename(f"Bad filename: {filename!r} is not a valid wheel name.") from exc
         parts = filename[:-4].split("-")
         tag_text = "-".join(parts[2:])
@@ -138,7 +138,7 @@ def check_upload_filename(filename: str, name: str, version: str) -> Distributio
         raise InvalidFilename(f"Invalid project name {name!r}.")
     try:
         form_version = Version(version)
-    except InvalidVersion as exc:
+    except (InvalidVersion, ValueError) as exc:  # ValueError: huge numbers
         raise InvalidFilename(f"Invalid version {version!r}: not a PEP 440 version.") from exc
     lower = filename.lower()
     if lower.endswith(".whl"):
@@ -168,7 +168,7 @@ def check_upload_filename(filename: str, name: str, version: str) -> Distributio
         )
     try:
         same = Version(file_version) == form_version
-    except InvalidVersion:
+    except (InvalidVersion, ValueError):
         same = False
     if not same:
         raise InvalidFilename(

@@ -43,7 +43,7 @@ class CoreMetadata:
         """PEP 643: sdist metadata may be served when it is 2.2+ and nothing relevant is dynamic."""
         try:
             recent = Version(self.metadata_version) >= Version("2.2")
-        except InvalidVersion:
+        except (InvalidVersion, ValueError):
             return False
         return recent and not (_RELEVANT_DYNAMIC & {d.lower() for d in self.dynamic})
 

@@ -49,7 +49,7 @@ class FileRecord:
     def sort_key(self) -> tuple[Any, ...]:
         try:
             return (0, Version(self.version), self.filename)
-        except InvalidVersion:
+        except (InvalidVersion, ValueError):
             return (-1, self.version, self.filename)
 
 

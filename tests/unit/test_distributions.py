@@ -260,3 +260,13 @@ def test_distribution_key(first: str, second: str, same: bool) -> None:
 
 def test_distribution_project_is_normalized() -> None:
     assert parse_filename("Foo.Bar_baz-1.0.0.tar.gz").project == "foo-bar-baz"
+
+
+@pytest.mark.parametrize(
+    ("filename", "version"),
+    [("demo_pkg-1.0.tar.gz", "1" * 150_001), ("demo_pkg-" + "9" * 5000 + ".tar.gz", "1.0")],
+)
+def test_huge_numeric_versions_are_refused_not_crashing(filename: str, version: str) -> None:
+    # packaging >= 26.3 raises ValueError (int digit limit) rather than InvalidVersion here.
+    with pytest.raises(InvalidFilename):
+        check_upload_filename(filename, "demo-pkg", version)

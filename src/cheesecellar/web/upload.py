@@ -15,6 +15,7 @@ _HEX128 = re.compile(r"^[0-9a-fA-F]{128}\Z")
 _SINGLE = (":action", "name", "version", "content", "filetype", "pyversion",
            "sha256_digest", "blake2_256_digest", "md5_digest", "protocol_version")  # fmt: skip
 _FILETYPES = {"sdist", "bdist_wheel"}
+_MAX_NAME, _MAX_VERSION = 200, 128
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,10 @@ def read_upload(post: Any) -> UploadForm:
     name, version = _text(post, "name"), _text(post, "version")
     if not name or not version:
         raise BadRequest("The fields 'name' and 'version' are required.")
+    if len(name) > _MAX_NAME or len(version) > _MAX_VERSION:
+        raise BadRequest(
+            f"The name may have {_MAX_NAME} and the version {_MAX_VERSION} characters at most."
+        )
     filetype = _text(post, "filetype")
     if filetype and filetype not in _FILETYPES:
         raise BadRequest("Invalid value for filetype. Error: Use a known file type.")
