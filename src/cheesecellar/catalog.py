@@ -339,6 +339,33 @@ class Catalog:
                 )
         return hashes["sha256"].hexdigest(), size
 
+    def new_record(
+        self,
+        dist: Distribution,
+        facts: Facts,
+        *,
+        root: int = 0,
+        path: str | None = None,
+        inode: int | None = None,
+        uploader: str | None = None,
+    ) -> FileRecord:
+        """The record of a file just stored or found, its core metadata file kept for serving;
+        its upload time is now."""
+        meta = facts.metadata
+        return FileRecord(
+            filename=dist.filename,
+            root=root,
+            path=path if path is not None else dist.filename,
+            version=dist.version,
+            sha256=facts.sha256,
+            size=facts.size,
+            uploaded=utc_now(),
+            requires_python=meta.requires_python if meta else None,
+            metadata_sha256=self.store_metadata(dist.filename, meta, wheel=dist.kind == "wheel"),
+            uploader=uploader,
+            inode=inode,
+        )
+
     def _duplicates(
         self, files: Sequence[FileRecord], dist: Distribution, sha256: str
     ) -> tuple[FileRecord | None, list[FileRecord]]:
@@ -390,19 +417,10 @@ class Catalog:
     def _record_upload(
         self, upload: Upload, dist: Distribution, facts: Facts, replaced: bool
     ) -> bool:
-        meta_sha = self.store_metadata(dist.filename, facts.metadata, wheel=dist.kind == "wheel")
-        assert facts.metadata is not None
         local = self.storage.local_path(dist.filename)
-        record = FileRecord(
-            filename=dist.filename,
-            root=0,
-            path=dist.filename,
-            version=dist.version,
-            sha256=facts.sha256,
-            size=facts.size,
-            uploaded=utc_now(),
-            requires_python=facts.metadata.requires_python,
-            metadata_sha256=meta_sha,
+        record = self.new_record(
+            dist,
+            facts,
             uploader=upload.uploader,
             inode=local.stat().st_ino if local is not None else None,
         )

@@ -10,9 +10,7 @@ import contextlib
 import json
 import logging
 import os
-import random
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +29,7 @@ from .distributions import Distribution, parse_filename
 from .errors import BadRequest, InvalidDistribution
 from .metadata import CoreMetadata, parse_core_metadata, read_metadata
 from .records import FileRecord, Project, utc_now
-from .storage import AlreadyExists, Conflict, FileStorage, Storage
+from .storage import AlreadyExists, FileStorage, Storage
 from .storage.filesystem import STATE_DIR
 
 log = logging.getLogger(__name__)
@@ -292,19 +290,7 @@ def _record_blob(catalog: Catalog, key: str) -> tuple[FileRecord, CoreMetadata |
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    meta = facts.metadata
-    record = FileRecord(
-        filename=dist.filename,
-        root=0,
-        path=key,
-        version=dist.version,
-        sha256=facts.sha256,
-        size=facts.size,
-        uploaded=utc_now(),
-        requires_python=meta.requires_python if meta else None,
-        metadata_sha256=catalog.store_metadata(dist.filename, meta, wheel=dist.kind == "wheel"),
-    )
-    return record, meta
+    return catalog.new_record(dist, facts, path=key), facts.metadata
 
 
 def _apply(
@@ -322,22 +308,9 @@ def _apply(
 
 def _fix_project_list(catalog: Catalog, names: set[str]) -> None:
     """Make the project list name exactly the projects whose manifest lists files."""
-    for attempt in range(_CAS_ATTEMPTS):
-        got = catalog.storage.read_doc(PROJECTS_DOC)
-        listed: dict[str, str] = json.loads(got[0]) if got else {}
-        wanted = dict(listed)
-        for normalized in names | set(listed):
-            project = catalog.project(normalized)
-            if project is not None and project.files:
-                wanted[normalized] = project.name
-            else:
-                wanted.pop(normalized, None)
-        if wanted == listed:
-            return
-        body = json.dumps(wanted, indent=1, sort_keys=True).encode()
-        try:
-            catalog.storage.write_doc(PROJECTS_DOC, body, expect_version=got[1] if got else None)
-            return
-        except Conflict:
-            time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
-    raise Conflict("the project list kept changing; try again")
+    _, listed = catalog.project_names()
+    changes: dict[str, str | None] = {}
+    for normalized in names | set(listed):
+        project = catalog.project(normalized)
+        changes[normalized] = project.name if project is not None and project.files else None
+    catalog.write_project_names(changes)

@@ -18,7 +18,7 @@ from .catalog import Catalog, file_facts, same_distribution
 from .distributions import Distribution, parse_filename
 from .errors import BadRequest, CheesecellarError
 from .metadata import CoreMetadata
-from .records import FileRecord, Project, utc_now
+from .records import FileRecord, Project
 from .storage.filesystem import STATE_DIR, FileStorage
 
 log = logging.getLogger(__name__)
@@ -239,23 +239,9 @@ class Scanner:
                 continue
             if listed is not None:
                 log.warning("%s was replaced by hand; recording its new contents", relpath)
-            meta = facts.metadata
-            metas.append(meta)
+            metas.append(facts.metadata)
             records.append(
-                FileRecord(
-                    filename=name,
-                    root=key[0],
-                    path=relpath,
-                    version=dist.version,
-                    sha256=facts.sha256,
-                    size=facts.size,
-                    uploaded=utc_now(),
-                    requires_python=meta.requires_python if meta else None,
-                    metadata_sha256=self.catalog.store_metadata(
-                        name, meta, wheel=dist.kind == "wheel"
-                    ),
-                    inode=inode,
-                )
+                self.catalog.new_record(dist, facts, root=key[0], path=relpath, inode=inode)
             )
         if records:
             first = items[0][2]
