@@ -32,6 +32,9 @@ log = logging.getLogger("cheesecellar")
 
 COMMANDS = ("run", "update", "deploy-apache", "reindex", "migrate", "yank", "unyank", "status")
 _VALUED_COMMON = ("--log-file", "--log-stream", "--log-frmt")
+# pypiserver's per-request log formats: accepted so its command lines keep working, and
+# reported as having no effect (cheesecellar's access log has one fixed format).
+_IGNORED_LOG_FORMATS = ("--log-req-frmt", "--log-res-frmt", "--log-err-frmt")
 _SIZE_RE = re.compile(r"^(\d+)([kmg]i?b?)?\Z", re.IGNORECASE)
 
 
@@ -83,6 +86,8 @@ def _s3_options(parser: argparse.ArgumentParser, *, serving: bool) -> None:
 
 def _run_parser(parser: argparse.ArgumentParser) -> None:
     _common(parser)
+    for option in _IGNORED_LOG_FORMATS:
+        parser.add_argument(option, metavar="FORMAT", help="accepted from pypiserver; no effect")
     parser.add_argument(
         "roots",
         nargs="*",
@@ -351,6 +356,9 @@ def _serve(args: argparse.Namespace) -> int:
     from .web import create_app, with_access_log
 
     config = config_from_args(args)
+    for option in _IGNORED_LOG_FORMATS:
+        if getattr(args, option[2:].replace("-", "_")) is not None:
+            log.warning("%s is accepted for pypiserver compatibility and has no effect", option)
     if config.password_file is not None and not config.password_file.is_file():
         raise CheesecellarError(
             f"password file {str(config.password_file)!r} is not a readable file"

@@ -60,3 +60,13 @@ def test_bad_config_file_is_an_error_at_startup(tmp_path: Path, text: str, messa
     assert proc.returncode == 2, proc.stdout
     assert message in proc.stdout
     assert "Traceback" not in proc.stdout
+
+
+def test_pypiserver_log_format_options_are_accepted_and_reported(
+    server_factory: ServerFactory,
+) -> None:
+    server = server_factory(["-P", ".", "-a", ".", "--log-req-frmt", "%(bottle.request)s"])
+    assert server.get("/health").status == 200
+    assert "--log-req-frmt is accepted for pypiserver compatibility and has no effect" in (
+        server.log_text()
+    )
