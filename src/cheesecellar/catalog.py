@@ -135,8 +135,6 @@ class Catalog:
         self._projects: dict[str, Project] = {}
         self._names: tuple[str, dict[str, str]] | None = None  # (doc version, normalized->name)
         self._local = threading.local()
-        # Called with each record an upload stored (the scanner notes its own files there).
-        self.on_stored: Callable[[FileRecord], None] | None = None
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -446,8 +444,6 @@ class Catalog:
             raise _Identical
         for old in superseded:
             self._delete_file(old)
-        if self.on_stored is not None:
-            self.on_stored(record)
         log.info(
             "stored %s (%d bytes%s)", dist.filename, facts.size, ", replaced" if replaced else ""
         )

@@ -37,7 +37,6 @@ class Scanner:
 
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
-        catalog.on_stored = self.note_stored
         self._lock = threading.Lock()
         # Per directory: the mtime last listed, and when to list it once more because that
         # mtime was too recent to trust.
@@ -181,22 +180,6 @@ class Scanner:
         """List this directory again on the next request even if its mtime stays the same."""
         mtime, _ = self._mtimes.get(key, (None, None))
         self._mtimes[key] = (mtime, 0)
-
-    def note_stored(self, record: FileRecord) -> None:
-        """An upload through this process stored *record*: its own link into the directory
-        need not make the next request list the directory again. Anything else that changed
-        there meanwhile is found by the one listing made a little later, as for any recent
-        change."""
-        key = (record.root, record.path.rpartition("/")[0])
-        with self._lock:
-            if key not in self._mtimes:
-                return
-            try:
-                mtime = os.stat(self._dir_str(key)).st_mtime_ns
-            except OSError:
-                return
-            self._files.setdefault(key, {})[record.filename] = record.inode
-            self._mtimes[key] = (mtime, mtime + _SETTLE_NS)
 
     def _remember(self, record: FileRecord) -> None:
         parent = record.path.rpartition("/")[0]
