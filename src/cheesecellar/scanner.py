@@ -6,6 +6,7 @@ directory is listed again, and only files not yet recorded are hashed, once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 # on the next request instead of trusting its mtime (the "racy timestamp" problem).
 _SETTLE_NS = 2_000_000_000
 
+_BATCH_FROM = 32
 DirKey = tuple[int, str]  # (root index, posix path relative to the root; "" for the root)
 Found = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
 Progress = Callable[[int, int, str], None]  # (done, total, filename)
@@ -104,8 +106,9 @@ class Scanner:
             by_project.setdefault(item[2].project, []).append(item)
         done = 0
         # Many files found at once (a first start, a reindex): sync the disk and write the
-        # project list once at the end, not once per document.
-        with self.catalog.batch():
+        # project list once at the end, not once per document. A few files copied in by hand
+        # are recorded one durable write at a time, without a system-wide sync in a request.
+        with self.catalog.batch() if len(found) > _BATCH_FROM else contextlib.nullcontext():
             for items in by_project.values():
                 done = self._adopt(items, done, len(found), progress)
         if progress is not None:
