@@ -11,6 +11,7 @@ from collections.abc import Callable, Generator, Iterator
 
 import pytest
 
+from ..loopback import free_port
 from .harness import (
     AS_ROOT,
     CHECKOUT,
@@ -20,7 +21,6 @@ from .harness import (
     SYSTEM_PYTHON,
     USER,
     Apache,
-    free_port,
     has_venv,
     run,
     write_httpd_conf,

@@ -15,7 +15,6 @@ import io
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import time
 import zipfile
@@ -69,12 +68,6 @@ def write_httpd_conf(run_dir: pathlib.Path, port: int, vhost: pathlib.Path) -> p
     conf = run_dir / "httpd.conf"
     conf.write_text(HTTPD_CONF.format(run=run_dir, port=port, modules=MODULES, vhost=vhost))
     return conf
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def run(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from ..loopback import free_port
 from .harness import (
     AS_ROOT,
     CHECKOUT,
@@ -24,7 +25,6 @@ from .harness import (
     Response,
     alive,
     build_wheel,
-    free_port,
     pip_install_isolated,
     request,
     run,

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import pytest
 
+from ..loopback import free_port
 from .support import (
     NORMALIZED,
     PASSWORD,
     USER,
     client_env,
-    free_port,
     pypi_server_script,
     sha256_of,
 )

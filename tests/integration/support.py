@@ -11,7 +11,6 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -129,13 +128,6 @@ def snapshot(*roots: Path) -> dict[str, tuple[int, int, int]]:
                 (st.st_ino, 0, 0) if path.is_dir() else (st.st_ino, st.st_size, st.st_mtime_ns)
             )
     return found
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --------------------------------------------------------------------------- builds

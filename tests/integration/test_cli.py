@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ..loopback import free_port
 from .servers import (
     ServerFactory,
     expected_link,
@@ -18,7 +19,6 @@ from .support import (
     USER,
     Dist,
     client_env,
-    free_port,
     pypi_server_script,
     run,
 )

@@ -16,15 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ..loopback import free_port
 from .archives import Dist
 from .wsgi import upload_form
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass(frozen=True)

