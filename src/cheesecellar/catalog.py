@@ -27,6 +27,7 @@ from .distributions import (
 )
 from .errors import (
     BadRequest,
+    CheesecellarError,
     DigestMismatch,
     FileExists,
     Forbidden,
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 PROJECTS_DOC = "index/_projects.json"
 CHUNK = 1024 * 1024
+_READ_WHOLE = 16 * 1024 * 1024
 _CAS_ATTEMPTS = 40
 
 
@@ -103,10 +105,16 @@ def stored_sha256(storage: Storage, key: str) -> str:
 
 def file_facts(path: Path, dist: Distribution, *, strict: bool) -> Facts:
     """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
+    data: bytes | None = None
     with open(path, "rb") as fh:
-        sha256, size = _hash_stream(fh)
+        if os.fstat(fh.fileno()).st_size > _READ_WHOLE:
+            sha256, size = _hash_stream(fh)
+        else:
+            # One read serves the hash and the metadata: most distributions are small.
+            data = fh.read()
+            sha256, size = hashlib.sha256(data).hexdigest(), len(data)
     try:
-        meta: CoreMetadata | None = read_metadata(path, dist)
+        meta: CoreMetadata | None = read_metadata(path, dist, data)
     except InvalidDistribution:
         if strict:
             raise
@@ -202,7 +210,22 @@ class Catalog:
         if record.metadata_sha256 is None:
             return None
         got = self.storage.read_doc(metadata_key(record.filename))
-        return got[0] if got else None
+        if got is not None:
+            return got[0]
+        # Discovery records only the hash; the file is read out of the distribution when it is
+        # first asked for, checked against that hash, and kept.
+        path = self.file_path(record)
+        if path is None:
+            return None
+        try:
+            raw = read_metadata(path, parse_filename(record.filename)).raw
+        except (BadRequest, OSError):
+            return None
+        if hashlib.sha256(raw).hexdigest() != record.metadata_sha256:
+            return None
+        with contextlib.suppress(CheesecellarError):
+            self.storage.put_doc(metadata_key(record.filename), raw)
+        return raw
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -269,7 +292,7 @@ class Catalog:
                     updated[normalized] = name
             if updated == names:
                 return
-            body = json.dumps(updated, indent=1, sort_keys=True).encode()
+            body = json.dumps(updated, sort_keys=True, separators=(",", ":")).encode()
             try:
                 self.storage.write_doc(PROJECTS_DOC, body, expect_version=got[1] if got else None)
                 return
@@ -278,12 +301,14 @@ class Catalog:
         raise Conflict("the project list kept changing; try again")
 
     def store_metadata(
-        self, filename: str, meta: CoreMetadata | None, *, wheel: bool
+        self, filename: str, meta: CoreMetadata | None, *, wheel: bool, keep: bool = True
     ) -> str | None:
-        """Keep the core metadata file for serving at ``<file>.metadata``; its sha256 or None."""
+        """The sha256 of the core metadata file served at ``<file>.metadata``, or None when
+        there is none to serve; with *keep*, the file is stored now rather than on first use."""
         if meta is None or not (wheel or meta.servable_for_sdist):
             return None
-        self.storage.put_doc(metadata_key(filename), meta.raw)
+        if keep:
+            self.storage.put_doc(metadata_key(filename), meta.raw)
         return hashlib.sha256(meta.raw).hexdigest()
 
     def upload(self, upload: Upload) -> bool:
@@ -346,9 +371,13 @@ class Catalog:
         path: str | None = None,
         inode: int | None = None,
         uploader: str | None = None,
+        uploaded: str | None = None,
+        keep_metadata: bool = True,
     ) -> FileRecord:
-        """The record of a file just stored or found, its core metadata file kept for serving;
-        its upload time is now."""
+        """The record of a file just stored or found; its upload time is *uploaded* or now.
+
+        Without *keep_metadata* (a file found on a local disk) the core metadata file is not
+        stored now but read out of the distribution on first use."""
         meta = facts.metadata
         return FileRecord(
             filename=dist.filename,
@@ -357,9 +386,11 @@ class Catalog:
             version=dist.version,
             sha256=facts.sha256,
             size=facts.size,
-            uploaded=utc_now(),
+            uploaded=uploaded or utc_now(),
             requires_python=meta.requires_python if meta else None,
-            metadata_sha256=self.store_metadata(dist.filename, meta, wheel=dist.kind == "wheel"),
+            metadata_sha256=self.store_metadata(
+                dist.filename, meta, wheel=dist.kind == "wheel", keep=keep_metadata
+            ),
             uploader=uploader,
             inode=inode,
         )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import re
 import signal
+import socket
 import sys
 import time
 import tomllib
@@ -168,6 +170,12 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, default=8, help="worker threads (default: 8)")
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="server processes sharing the port, each with --threads threads (default: 1)",
+    )
+    parser.add_argument(
         "--config",
         metavar="FILE",
         help="TOML file with these options under their app() names (roots, port, host, "
@@ -188,6 +196,7 @@ _CONFIG_KEYS = {
     "hash_algo": "hash_algo", "max_upload_size": "max_upload_size",
     "page_max_age": "page_max_age", "cache_control": "cache_control",
     "health_endpoint": "health_endpoint", "welcome": "welcome", "threads": "threads",
+    "workers": "workers",
     "server_base_url": "server_base_url", "storage": "storage", "s3_endpoint": "s3_endpoint",
     "s3_public_endpoint": "s3_public_endpoint", "s3_region": "s3_region",
     "s3_download": "s3_download",
@@ -354,6 +363,7 @@ def _serve(args: argparse.Namespace) -> int:
     import waitress
 
     from .web import create_app, with_access_log
+    from .workers import listening_sockets, serve_forked
 
     config = config_from_args(args)
     for option in _IGNORED_LOG_FORMATS:
@@ -366,25 +376,49 @@ def _serve(args: argparse.Namespace) -> int:
     if config.roots and not config.roots[0].is_dir():
         config.roots[0].mkdir(parents=True)
         log.info("created package directory %s", config.roots[0])
-    application = with_access_log(create_app(config, ProgressBar()))
+    if isinstance(args.workers, bool) or not isinstance(args.workers, int) or args.workers < 1:
+        raise CheesecellarError(f"--workers must be a whole number from 1, not {args.workers!r}")
+    application = with_access_log(create_app(config, ProgressBar(), jobs=_jobs()))
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
-    server: Any = waitress.create_server(
-        application, host=config.host, port=config.port, threads=args.threads,
+    options: dict[str, Any] = dict(
+        threads=args.threads,
         url_prefix=prefix,
         # Bodies over the upload limit are refused (413) before they are read, not after.
-        max_request_body_size=config.max_upload_bytes + UPLOAD_FORM_OVERHEAD, ident="cheesecellar",
-    )  # fmt: skip
-    port = server.effective_port
+        max_request_body_size=config.max_upload_bytes + UPLOAD_FORM_OVERHEAD,
+        ident="cheesecellar",
+    )
+    if args.workers > 1:
+        sockets = listening_sockets(config.host, config.port, args.workers)
+        port = sockets[0].getsockname()[1]
+    else:
+        server = waitress.create_server(application, host=config.host, port=config.port, **options)
+        port = server.effective_port
     shown = "localhost" if config.host in ("0.0.0.0", "::", "") else config.host
     url = f"http://{shown}:{port}{prefix}/"
     where = config.storage or ", ".join(map(str, config.roots))
-    print(f"cheesecellar {__version__} serving {where}", flush=True)
+    workers = f" with {args.workers} processes" if args.workers > 1 else ""
+    print(f"cheesecellar {__version__} serving {where}{workers}", flush=True)
     print(f"  index:   {url}simple/", flush=True)
     print(
         f"  install: pip install --extra-index-url {url}simple/ --trusted-host {shown} NAME",
         flush=True,
     )
     print(f"  upload:  twine upload --repository-url {url} -u USER -p PASSWORD dist/*", flush=True)
+    code = 0
+    if args.workers > 1:
+
+        def serve(sock: socket.socket) -> None:
+            _run_until_stopped(waitress.create_server(application, sockets=[sock], **options))
+
+        code = serve_forked(serve, sockets)
+    else:
+        _run_until_stopped(server)
+    print("cheesecellar stopped", flush=True)
+    return code
+
+
+def _run_until_stopped(server: Any) -> None:
+    """Serve until Ctrl-C or SIGTERM."""
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
@@ -396,8 +430,11 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
-    print("cheesecellar stopped", flush=True)
-    return 0
+
+
+def _jobs() -> int:
+    """Processes for hashing many new files at once: one per CPU this process may use."""
+    return len(os.sched_getaffinity(0))
 
 
 class ProgressBar:
@@ -440,12 +477,13 @@ def _maintain(args: argparse.Namespace) -> int:
     storage.prepare()
     catalog = Catalog(storage, roots)
     started = time.monotonic()
-    found = Scanner(catalog).start(ProgressBar() if args.command == "reindex" else None)
-    if args.command == "reindex":
+    reindex = args.command == "reindex"
+    scanner = Scanner(catalog)
+    found = scanner.start(ProgressBar() if reindex else None, jobs=_jobs() if reindex else 1)
+    if reindex:
         names = catalog.project_names()[1]
-        files = sum(len(p.files) for n in names if (p := catalog.project(n)) is not None)
         print(
-            f"reindexed {len(names)} project(s), {files} file(s); {found} newly recorded "
+            f"reindexed {len(names)} project(s); {found} file(s) newly recorded "
             f"in {time.monotonic() - started:.1f}s"
         )
     elif args.command == "yank":

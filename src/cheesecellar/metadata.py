@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import io
+import os
 import posixpath
 import tarfile
 import zipfile
@@ -88,17 +90,25 @@ def _safe_member_name(name: str) -> bool:
     return ".." not in name.replace("\\", "/").split("/")
 
 
-def _inflation_limit(path: Path) -> int:
+def _inflation_limit(size: int) -> int:
     # PyPI refuses archives that inflate more than 50 times; small archives get some room.
-    return min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * path.stat().st_size))
+    return min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * size))
 
 
-def _check_zip(zf: zipfile.ZipFile, path: Path) -> None:
+def _open(path: Path, data: bytes | None) -> tuple[IO[bytes], int]:
+    """The archive as a binary stream and its size: *data* when the caller has read it."""
+    if data is not None:
+        return io.BytesIO(data), len(data)
+    fh = open(path, "rb")
+    return fh, os.fstat(fh.fileno()).st_size
+
+
+def _check_zip(zf: zipfile.ZipFile, size: int) -> None:
     """Refuse zip bombs (declared sizes, overlapping entries) and names leaving the archive."""
     infos = zf.infolist()
     if len(infos) > MAX_TAR_MEMBERS:
         raise InvalidDistribution("Invalid distribution file. The archive has too many members.")
-    if sum(info.file_size for info in infos) > _inflation_limit(path):
+    if sum(info.file_size for info in infos) > _inflation_limit(size):
         raise InvalidDistribution(
             "Invalid distribution file. The archive inflates too far (compression ratio over 50)."
         )
@@ -109,11 +119,12 @@ def _check_zip(zf: zipfile.ZipFile, path: Path) -> None:
             )
 
 
-def read_wheel_metadata(path: Path, dist: Distribution) -> CoreMetadata:
+def read_wheel_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
     """The ``{name}-{version}.dist-info/METADATA`` of a wheel (PEP 427)."""
     try:
-        with zipfile.ZipFile(path) as zf:
-            _check_zip(zf, path)
+        stream, size = _open(path, data)
+        with stream, zipfile.ZipFile(stream) as zf:
+            _check_zip(zf, size)
             infos = {info.filename: info for info in zf.infolist()}
             wanted = canonicalize_name(dist.name)
             found = None
@@ -146,12 +157,13 @@ def _is_top_pkg_info(member_name: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", ".", "..")
 
 
-def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
+def read_sdist_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
     """The top-level ``PKG-INFO`` of an sdist (.tar.* or .zip)."""
     try:
+        stream, size = _open(path, data)
         if dist.extension == ".zip":
-            with zipfile.ZipFile(path) as zf:
-                _check_zip(zf, path)
+            with stream, zipfile.ZipFile(stream) as zf:
+                _check_zip(zf, size)
                 for info in zf.infolist():
                     if _is_top_pkg_info(info.filename):
                         if info.file_size > MAX_METADATA_BYTES:
@@ -163,8 +175,8 @@ def read_sdist_metadata(path: Path, dist: Distribution) -> CoreMetadata:
         else:
             # Stream mode: member headers are read in order and skipped members are inflated
             # only as far as their declared sizes, which _scan_tar adds up and bounds.
-            with open(path, "rb") as fh, tarfile.open(fileobj=fh, mode="r|*") as tf:
-                return _scan_tar(tf, _inflation_limit(path))
+            with stream, tarfile.open(fileobj=stream, mode="r|*") as tf:
+                return _scan_tar(tf, _inflation_limit(size))
     except InvalidDistribution:
         raise
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
@@ -215,11 +227,11 @@ def _scan_tar(tf: tarfile.TarFile, limit: int) -> CoreMetadata:
     return found
 
 
-def read_metadata(path: Path, dist: Distribution) -> CoreMetadata:
-    """Core metadata of the wheel or sdist at *path*; checks it names the same project."""
-    meta = (
-        read_wheel_metadata(path, dist) if dist.kind == "wheel" else read_sdist_metadata(path, dist)
-    )
+def read_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
+    """Core metadata of the wheel or sdist at *path* (whose bytes are *data* when the caller
+    has read them already); checks it names the same project."""
+    read = read_wheel_metadata if dist.kind == "wheel" else read_sdist_metadata
+    meta = read(path, dist, data)
     if canonicalize_name(meta.name) != dist.project:
         raise InvalidDistribution(
             f"Invalid distribution file. Its metadata names {meta.name!r}, "

@@ -36,9 +36,9 @@ class FileRecord:
     inode: int | None = None  # local files: a new inode means the file was replaced by hand
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        del data["filename"]
-        return {k: v for k, v in data.items() if v is not None}
+        # Plain attribute reads: dataclasses.asdict deep-copies, which shows when 100,000
+        # files are recorded at once.
+        return {name: value for name in _JSON_FIELDS if (value := getattr(self, name)) is not None}
 
     @classmethod
     def from_json(cls, filename: str, data: dict[str, Any]) -> FileRecord:
@@ -51,6 +51,9 @@ class FileRecord:
             return (0, Version(self.version), self.filename)
         except (InvalidVersion, ValueError):
             return (-1, self.version, self.filename)
+
+
+_JSON_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord) if f.name != "filename")
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,8 @@ def project_to_json(project: Project) -> bytes:
     }
     if project.status_reason:
         doc["status_reason"] = project.status_reason
-    return json.dumps(doc, indent=1, sort_keys=True).encode()
+    # Compact: the C encoder only serves dumps without indent.
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
 
 def project_from_json(normalized: str, body: bytes, version: str) -> Project:

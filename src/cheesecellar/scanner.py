@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from multiprocessing import connection
 from pathlib import Path
+from typing import Any
 
 from .catalog import Catalog, file_facts, same_distribution
 from .distributions import Distribution, parse_filename
@@ -29,9 +32,14 @@ log = logging.getLogger(__name__)
 _SETTLE_NS = 2_000_000_000
 
 _BATCH_FROM = 32
+# Forking pays for itself from a few thousand files (a first start on a copied directory).
+_FORK_FROM = 2000
 DirKey = tuple[int, str]  # (root index, posix path relative to the root; "" for the root)
 Found = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
 Progress = Callable[[int, int, str], None]  # (done, total, filename)
+# A hashing process's report: (directory, filename, inode recorded or -1 when left for
+# later) per file of its share, the directories to list again, and how many it recorded.
+_Effects = tuple[list[tuple[DirKey, str, int | None]], list[DirKey], int]
 
 
 class Scanner:
@@ -45,6 +53,7 @@ class Scanner:
         self._mtimes: dict[DirKey, tuple[int | None, int | None]] = {}
         # Per directory: recorded file names and their inodes (None when not recorded).
         self._files: dict[DirKey, dict[str, int | None]] = {}
+        self._recorded = 0  # files recorded (new or replaced) since this scanner started
         self._path_strings: dict[DirKey, str] = {}
 
     def _dir_path(self, key: DirKey) -> Path:
@@ -58,8 +67,12 @@ class Scanner:
             path = self._path_strings[key] = str(self._dir_path(key))
         return path
 
-    def start(self, progress: Progress | None = None) -> int:
-        """Load what is recorded, then walk every directory once; returns files discovered."""
+    def start(self, progress: Progress | None = None, *, jobs: int = 1) -> int:
+        """Load what is recorded, then walk every directory once; returns files recorded.
+
+        With *jobs* > 1, many new files are hashed by that many forked processes: call it
+        only while this process runs no other thread (before serving, or from a command).
+        """
         _, names = self.catalog.project_names()
         listed = {
             key.rpartition("/")[2][: -len(".json")]
@@ -77,14 +90,15 @@ class Scanner:
                 self.catalog.write_project_names(unlisted)
             for index in range(len(self.catalog.roots)):
                 self._mtimes.setdefault((index, ""), (None, None))
-            return self._refresh_locked(progress)
+            return self._refresh_locked(progress, jobs)
 
     def refresh(self) -> int:
-        """The per-request check: stat each watched directory, rescan the changed ones."""
+        """The per-request check: stat each watched directory, rescan the changed ones;
+        returns the number of files recorded."""
         with self._lock:
             return self._refresh_locked(None)
 
-    def _refresh_locked(self, progress: Progress | None) -> int:
+    def _refresh_locked(self, progress: Progress | None, jobs: int = 1) -> int:
         now = time.time_ns()
         changed: list[DirKey] = []
         for key, (seen, recheck_at) in list(self._mtimes.items()):
@@ -101,19 +115,100 @@ class Scanner:
             found.extend(self._list(key))
         if not found:
             return 0
+        before = self._recorded
         by_project: dict[str, list[Found]] = {}
         for item in found:
             by_project.setdefault(item[2].project, []).append(item)
+        groups = list(by_project.values())
+        if jobs > 1 and len(found) >= _FORK_FROM:
+            self._adopt_forked(groups, len(found), progress, jobs)
+        else:
+            self._adopt_all(groups, len(found), progress)
+        if progress is not None:
+            progress(len(found), len(found), "")
+        return self._recorded - before
+
+    def _adopt_all(self, groups: list[list[Found]], total: int, progress: Progress | None) -> None:
         done = 0
         # Many files found at once (a first start, a reindex): sync the disk and write the
         # project list once at the end, not once per document. A few files copied in by hand
         # are recorded one durable write at a time, without a system-wide sync in a request.
-        with self.catalog.batch() if len(found) > _BATCH_FROM else contextlib.nullcontext():
-            for items in by_project.values():
-                done = self._adopt(items, done, len(found), progress)
-        if progress is not None:
-            progress(len(found), len(found), "")
-        return len(found)
+        with self.catalog.batch() if total > _BATCH_FROM else contextlib.nullcontext():
+            for items in groups:
+                done = self._adopt(items, done, total, progress)
+
+    def _adopt_forked(
+        self, groups: list[list[Found]], total: int, progress: Progress | None, jobs: int
+    ) -> None:
+        """Share the projects out among forked processes, which record them as any concurrent
+        writers would (compare-and-swap per manifest), then learn what each one recorded."""
+        ctx = multiprocessing.get_context("fork")
+        counts = ctx.RawArray("q", jobs)
+        shares = [groups[i::jobs] for i in range(jobs)]
+        children = []
+        for index, share in enumerate(shares):
+            receive, send = ctx.Pipe(duplex=False)
+            child = ctx.Process(target=self._adopt_child, args=(share, total, counts, index, send))
+            child.start()
+            send.close()
+            children.append((child, receive, share))
+        pending = {receive: (child, share) for child, receive, share in children}
+        while pending:
+            ready = connection.wait(list(pending), timeout=0.2)
+            for receive in [r for r in pending if r in ready]:
+                child, share = pending.pop(receive)
+                try:
+                    effects: _Effects | None = receive.recv()
+                except EOFError:
+                    effects = None
+                child.join()
+                if effects is None:
+                    log.error("a hashing process failed; recording its share here")
+                    self._adopt_all(share, total, None)
+                else:
+                    self._apply(effects)
+            if progress is not None:
+                progress(min(sum(counts), total), total, "")
+
+    def _adopt_child(
+        self,
+        share: list[list[Found]],
+        total: int,
+        counts: Any,
+        index: int,
+        send: connection.Connection,
+    ) -> None:
+        def count(done: int, total: int, name: str) -> None:
+            counts[index] = done
+
+        before = self._recorded
+        try:
+            self._adopt_all(share, total, count)
+            effects: _Effects = (
+                [
+                    (key, name, self._files.get(key, {}).get(name, -1))
+                    for items in share
+                    for key, name, _, _ in items
+                ],
+                [key for key, (_, recheck_at) in self._mtimes.items() if recheck_at == 0],
+                self._recorded - before,
+            )
+            send.send(effects)
+        finally:
+            send.close()
+
+    def _apply(self, effects: _Effects) -> None:
+        """What a hashing process learned: files recorded or left for later, rechecks."""
+        files, rechecks, recorded = effects
+        self._recorded += recorded
+        for key, name, inode in files:
+            known = self._files.setdefault(key, {})
+            if inode == -1:
+                known.pop(name, None)
+            else:
+                known[name] = inode
+        for key in rechecks:
+            self._recheck(key)
 
     def _list(self, key: DirKey) -> list[Found]:
         """Rescan one directory (new subdirectories recursively): new or replaced files."""
@@ -227,7 +322,9 @@ class Scanner:
                 log.warning("%s was replaced by hand; recording its new contents", relpath)
             metas.append(facts.metadata)
             records.append(
-                self.catalog.new_record(dist, facts, root=key[0], path=relpath, inode=inode)
+                self.catalog.new_record(
+                    dist, facts, root=key[0], path=relpath, inode=inode, keep_metadata=False
+                )
             )
         if records:
             first = items[0][2]
@@ -254,6 +351,7 @@ class Scanner:
                     self._files.get(key, {}).pop(name, None)
                     self._recheck(key)
                 return done
+            self._recorded += len(records)
             log.info("recorded %d file(s) of %s", len(records), first.project)
         return done
 

@@ -968,7 +968,14 @@ def test_hand_copied_file_in_a_subdirectory(
     assert [a.href for a in page.anchors] == [
         f"../../packages/{dist.filename}#sha256={dist.sha256}"
     ]
+    assert page.anchors[0].attrs["data-core-metadata"] == f"sha256={sha256(dist.metadata)}"
     assert client.get(f"/packages/{dist.filename}").body == dist.data
+    # Discovery records the metadata file's hash only; the file itself is read out of the
+    # wheel on first use, and kept.
+    kept = client.root / ".cheesecellar" / "metadata" / f"{dist.filename}.metadata"
+    assert not kept.exists()
+    assert client.get(f"/packages/{dist.filename}.metadata").body == dist.metadata
+    assert kept.read_bytes() == dist.metadata
     assert client.get(f"/packages/{dist.filename}.metadata").body == dist.metadata
 
 

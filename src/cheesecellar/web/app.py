@@ -38,10 +38,12 @@ def _base_url() -> str:
     return f"{parts.scheme}://{parts.netloc}{request.script_name}"
 
 
-def create_app(config: Config, progress: Progress | None = None) -> Bottle:
+def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 1) -> Bottle:
     """A new WSGI app for *config*; nothing is shared between apps.
 
-    Files found without a record are hashed before it returns; *progress* hears about each.
+    Files found without a record are hashed before it returns, by *jobs* forked processes
+    when there are many (so more than one only while no other thread runs); *progress* hears
+    about each.
     """
     storage = open_storage(config)
     storage.prepare()
@@ -55,7 +57,7 @@ def create_app(config: Config, progress: Progress | None = None) -> Bottle:
     # Hand-copied files exist only on local disks; an object store changes only through the app.
     scanner = Scanner(catalog) if local else None
     if scanner is not None:
-        scanner.start(progress)
+        scanner.start(progress, jobs=jobs)
     refresh: Callable[[], object] = scanner.refresh if scanner is not None else lambda: None
     auth = Authenticator(config.authenticate, config.password_file, config.auther)
     cache = pages.PageCache()

@@ -1,0 +1,127 @@
+"""First discovery of many hand-copied files: forked hashing processes record exactly what one
+process would, report progress, and a process that dies leaves its share to the parent."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cheesecellar import scanner as scanner_module
+from cheesecellar.catalog import Catalog
+from cheesecellar.scanner import Scanner
+from cheesecellar.storage import FileStorage
+
+from .conftest import Dist, SdistFactory, WheelFactory
+
+PROJECTS = ("alpha-one", "Beta.Two", "gamma_three", "delta", "epsilon-5")
+
+
+@pytest.fixture
+def corpus(make_wheel: WheelFactory, make_sdist: SdistFactory) -> list[Dist]:
+    return [
+        make(name, version, requires_python=f">=3.{minor}")
+        for minor, name in enumerate(PROJECTS, start=8)
+        for version in ("1.0", "1.1", "2.0")
+        for make in (make_wheel, make_sdist)
+    ]
+
+
+def _copy_in(dists: list[Dist], root: Path) -> None:
+    (root / "team").mkdir(parents=True)
+    for index, dist in enumerate(dists):
+        shutil.copy(dist.path, (root / "team" if index % 3 == 0 else root) / dist.filename)
+
+
+def _discover(root: Path, jobs: int) -> tuple[int, list[tuple[int, int, str]], Scanner]:
+    storage = FileStorage(root)
+    storage.prepare()
+    calls: list[tuple[int, int, str]] = []
+    scanner = Scanner(Catalog(storage, [root]))
+    found = scanner.start(lambda done, total, name: calls.append((done, total, name)), jobs=jobs)
+    return found, calls, scanner
+
+
+def _manifests(root: Path) -> dict[str, Any]:
+    """Every manifest, without what differs between two discoveries (time, inode)."""
+    docs = {}
+    for path in sorted((root / ".cheesecellar" / "index").iterdir()):
+        doc = json.loads(path.read_bytes())
+        for record in doc.get("files", {}).values():
+            if isinstance(record, dict):
+                del record["uploaded"], record["inode"]
+        docs[path.name] = doc
+    return docs
+
+
+def test_forked_discovery_records_what_one_process_does(
+    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanner_module, "_FORK_FROM", 2)
+    single, forked = tmp_path / "single", tmp_path / "forked"
+    _copy_in(corpus, single)
+    _copy_in(corpus, forked)
+
+    found_single, calls_single, _ = _discover(single, jobs=1)
+    found_forked, calls_forked, scanner = _discover(forked, jobs=3)
+
+    assert found_single == found_forked == len(corpus) == 30
+    assert _manifests(forked) == _manifests(single)
+    names = json.loads((forked / ".cheesecellar" / "index" / "_projects.json").read_bytes())
+    assert names == {
+        "alpha-one": "alpha-one",
+        "beta-two": "Beta.Two",
+        "delta": "delta",
+        "epsilon-5": "epsilon-5",
+        "gamma-three": "gamma_three",
+    }
+    # One process names each file as it goes; the forked ones report counts only.
+    assert {c[2] for c in calls_single[:-1]} == {d.filename for d in corpus}
+    assert calls_forked[-1] == (30, 30, "")
+    assert {c[2] for c in calls_forked} == {""}
+    # The parent learned every recorded file: nothing is found again on the next check.
+    assert scanner.refresh() == 0
+
+
+def test_forked_discovery_hashes_in_other_processes(
+    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(scanner_module, "_FORK_FROM", 2)
+    _copy_in(corpus, tmp_path / "root")
+    real = scanner_module.file_facts
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        with open(tmp_path / f"pid-{os.getpid()}", "w"):
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scanner_module, "file_facts", spy)
+    _discover(tmp_path / "root", jobs=2)
+    pids = {int(p.name[4:]) for p in tmp_path.glob("pid-*")}
+    assert len(pids) == 2 and os.getpid() not in pids  # this process hashed nothing itself
+
+
+def test_a_hashing_process_that_dies_leaves_its_share_to_the_parent(
+    tmp_path: Path,
+    corpus: list[Dist],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(scanner_module, "_FORK_FROM", 2)
+    monkeypatch.setattr(Scanner, "_adopt_child", lambda self, *args: os._exit(3))
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    single = tmp_path / "single"
+    _copy_in(corpus, single)
+    _discover(single, jobs=1)
+
+    found, calls, scanner = _discover(root, jobs=2)
+
+    assert found == 30
+    assert _manifests(root) == _manifests(single)
+    assert caplog.text.count("a hashing process failed; recording its share here") == 2
+    assert scanner.refresh() == 0
