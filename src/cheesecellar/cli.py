@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import re
@@ -406,11 +407,20 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  upload:  twine upload --repository-url {url} -u USER -p PASSWORD dist/*", flush=True)
     code = 0
     if args.workers > 1:
+        # The first processes serve the app built (and the files hashed) here; this process
+        # then lets it go, and a process started later to replace one builds its own.
+        built = [application]
+        del application
 
         def serve(sock: socket.socket) -> None:
-            _run_until_stopped(waitress.create_server(application, sockets=[sock], **options))
+            app = built.pop() if built else with_access_log(create_app(config))
+            _run_until_stopped(waitress.create_server(app, sockets=[sock], **options))
 
-        code = serve_forked(serve, sockets)
+        def release() -> None:
+            built.clear()
+            gc.collect()
+
+        code = serve_forked(serve, sockets, release)
     else:
         _run_until_stopped(server)
     print("cheesecellar stopped", flush=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,8 +43,15 @@ class FileRecord:
 
     @classmethod
     def from_json(cls, filename: str, data: dict[str, Any]) -> FileRecord:
-        known = {f.name for f in dataclasses.fields(cls)} - {"filename"}
-        return cls(filename=filename, **{k: v for k, v in data.items() if k in known})
+        fields = {k: v for k, v in data.items() if k in _JSON_FIELD_SET}
+        # A process holds every record: share the strings that repeat (a flat file's path is
+        # its name; versions and Requires-Python recur across files).
+        if fields.get("path") == filename:
+            fields["path"] = filename
+        for name in ("version", "requires_python"):
+            if isinstance(fields.get(name), str):
+                fields[name] = sys.intern(fields[name])
+        return cls(filename=filename, **fields)
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
@@ -54,6 +62,7 @@ class FileRecord:
 
 
 _JSON_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord) if f.name != "filename")
+_JSON_FIELD_SET = frozenset(_JSON_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,8 +45,13 @@ def listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-def serve_forked(serve: Callable[[socket.socket], None], sockets: list[socket.socket]) -> int:
-    """Run ``serve(sock)`` in one forked process per socket until SIGTERM or SIGINT.
+def serve_forked(
+    serve: Callable[[socket.socket], None],
+    sockets: list[socket.socket],
+    started: Callable[[], None] = lambda: None,
+) -> int:
+    """Run ``serve(sock)`` in one forked process per socket until SIGTERM or SIGINT;
+    ``started()`` runs in this process once the first ones are forked.
 
     Returns 0 after a requested stop, 1 when a process kept dying right after it started.
     """
@@ -83,13 +88,14 @@ def serve_forked(serve: Callable[[socket.socket], None], sockets: list[socket.so
     try:
         for index in range(len(sockets)):
             spawn(index)
+        started()
         while children:
             pid, status = os.wait()
-            index, started = children.pop(pid, (-1, 0.0))
+            index, born = children.pop(pid, (-1, 0.0))
             if stopping or index < 0:
                 continue
             log.error("server process %d exited (status %d); starting another", pid, status)
-            if time.monotonic() - started < _QUICK_DEATH_S:
+            if time.monotonic() - born < _QUICK_DEATH_S:
                 failed = True
                 stop(signal.SIGTERM, None)
                 continue

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -106,33 +106,48 @@ def _file_json(record: FileRecord) -> dict[str, Any]:
 
 
 class PageCache:
-    """Rendered pages keyed by what they were rendered from, least recently used dropped
-    first beyond *max_bytes*; safe across threads."""
+    """Rendered pages keyed by what they were rendered from, within *max_bytes*; safe across
+    threads.
+
+    A random page makes room for a new one. Least-recently-used would drop every page just
+    before it is asked for again when clients cycle through more projects than fit (a mirror
+    or a benchmark walking the index); random eviction keeps most of them.
+    """
 
     def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
         self._lock = threading.Lock()
-        self._pages: OrderedDict[tuple[str, str], tuple[str, Page]] = OrderedDict()
+        self._pages: dict[tuple[str, str], tuple[str, Page]] = {}
+        self._keys: list[tuple[str, str]] = []  # the same keys, for picking one at random
+        self._slots: dict[tuple[str, str], int] = {}  # key -> its index in _keys
         self._bytes = 0
+        self._random = random.Random(0)
         self.max_bytes = max_bytes
 
     def get(self, key: tuple[str, str], version: str) -> Page | None:
-        with self._lock:
-            hit = self._pages.get(key)
-            if hit is None or hit[0] != version:
-                return None
-            self._pages.move_to_end(key)
-            return hit[1]
+        hit = self._pages.get(key)
+        return hit[1] if hit is not None and hit[0] == version else None
 
     def put(self, key: tuple[str, str], version: str, page: Page) -> None:
         with self._lock:
-            old = self._pages.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old[1].body)
+            self._drop(key)
+            while self._keys and self._bytes + len(page.body) > self.max_bytes:
+                self._drop(self._keys[self._random.randrange(len(self._keys))])
             self._pages[key] = (version, page)
+            self._slots[key] = len(self._keys)
+            self._keys.append(key)
             self._bytes += len(page.body)
-            while self._bytes > self.max_bytes and len(self._pages) > 1:
-                _, (_, dropped) = self._pages.popitem(last=False)
-                self._bytes -= len(dropped.body)
+
+    def _drop(self, key: tuple[str, str]) -> None:
+        old = self._pages.pop(key, None)
+        if old is None:
+            return
+        self._bytes -= len(old[1].body)
+        # Swap the last key into this one's slot: O(1) removal from the list.
+        slot = self._slots.pop(key)
+        last = self._keys.pop()
+        if last != key:
+            self._keys[slot] = last
+            self._slots[last] = slot
 
 
 MEDIA_TYPES = (HTML, V1_HTML, V1_JSON)
