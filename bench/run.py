@@ -109,8 +109,10 @@ def wait_ready(port: int, path: str, proc: subprocess.Popen[bytes] | None, limit
     raise TimeoutError(f"{path} not served within {limit:.0f} s")
 
 
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS summed over *pid* and its descendants (nginx and Apache run several processes)."""
+def tree_memory_kb(pid: int) -> tuple[int, int]:
+    """(VmRSS, Pss) summed over *pid* and its descendants (nginx, Apache and ours with
+    --workers run several processes; RSS counts shared pages once per process, PSS splits
+    them among the processes that share them)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -118,15 +120,23 @@ def tree_rss_kb(pid: int) -> int:
                 stat = Path(f"/proc/{entry}/stat").read_text()
                 ppid = int(stat.rpartition(")")[2].split()[1])
                 children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [pid]
+    rss = pss = 0
+    todo = [pid]
     while todo:
         current = todo.pop()
         todo.extend(children.get(current, ()))
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+                    rss += int(line.split()[1])
+            for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+    return rss, pss
+
+
+def tree_rss_kb(pid: int) -> int:
+    return tree_memory_kb(pid)[0]
 
 
 def stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -220,11 +230,13 @@ def start_process(cmd: list[str], logfile: Path, **kw: object) -> subprocess.Pop
     return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kw)  # type: ignore[call-overload]
 
 
-def start_ours(venv: Path, root: Path, logdir: Path) -> Server:
+def start_ours(venv: Path, root: Path, logdir: Path, workers: int = 1) -> Server:
     port = free_port()
+    name = "ours" if workers == 1 else f"ours-{workers}p"
     cmd = [str(venv / "bin" / "pypi-server"), "run", "-p", str(port), "-i", HOST]
-    proc = start_process([*cmd, "-P", ".", "-a", ".", str(root)], logdir / "ours.log")
-    return Server("ours", port, proc, proc.pid)
+    cmd += ["--workers", str(workers), "-P", ".", "-a", ".", str(root)]
+    proc = start_process(cmd, logdir / f"{name}.log")
+    return Server(name, port, proc, proc.pid)
 
 
 def start_pypiserver(venv: Path, root: Path, logdir: Path) -> Server:
@@ -833,13 +845,14 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         targets = discover_targets(srv.port, names, args.sample, args.seed)
         log(f"ours: restart to first page {startup:.2f} s; warming")
         warm(srv, targets, 120)
-        rss = tree_rss_kb(srv.pid or 0)
+        rss, pss = tree_memory_kb(srv.pid or 0)
         static = sizedir / "static"
         log("pre-rendering static pages for nginx")
         prerender(srv.port, names, targets, static, base)
         result["servers"]["ours"] = {
             "startup_s": startup,
             "rss_mb": rss / 1024,
+            "pss_mb": pss / 1024,
             "endpoints": drive(srv, targets, args, sizedir, False),
         }
         result["servers"]["ours"]["serial"] = serial_latency(srv.port, targets.projects)
@@ -848,6 +861,25 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         if args.profile:
             profile(srv, targets, args, sizedir, result)
         srv.stop()
+
+        # ---------------------------------------------------------------- ours, --workers N
+        if args.workers > 1:
+            srv = start_ours(envs["ours"], ours_root, sizedir, args.workers)
+            servers.append(srv)
+            startup = wait_ready(srv.port, first, srv.proc, 600)
+            log(f"{srv.name}: restart to first page {startup:.2f} s; warming")
+            warm(srv, targets, 120)
+            rss, pss = tree_memory_kb(srv.pid or 0)
+            many: dict = {
+                "startup_s": startup,
+                "rss_mb": rss / 1024,
+                "pss_mb": pss / 1024,
+                "endpoints": drive(srv, targets, args, sizedir, False),
+            }
+            many["uploads"] = uploads(srv, pairs, args.uploads, sizedir, 4, 300)
+            log(f"  {srv.name} uploads: {many['uploads']}")
+            result["servers"][srv.name] = many
+            srv.stop()
 
         # ---------------------------------------------------------------- nginx
         srv = start_nginx(static, sizedir)
@@ -862,6 +894,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         result["servers"]["nginx"] = {
             "startup_s": None,
             "rss_mb": tree_rss_kb(srv.pid or 0) / 1024,
+            "pss_mb": tree_memory_kb(srv.pid or 0)[1] / 1024,
             "endpoints": drive(srv, nginx_targets, args, sizedir, False),
         }
         srv.stop()
@@ -965,10 +998,13 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
     for r in results:
         lines += [f"## {r['size']} files ({r['projects']} projects)", ""]
         servers = r["servers"]
-        names = [s for s in ("ours", "apache", "pypiserver", "nginx") if s in servers]
+        names = [s for s in servers if s not in ("pypiserver", "nginx")]
+        names += [s for s in ("pypiserver", "nginx") if s in servers]
+        ours = [s for s in names if s not in ("pypiserver", "nginx")]
+        ratios = [("ours", "pypiserver")] + [(s, "nginx") for s in ours]
         head = "| endpoint | " + " | ".join(f"{s} req/s | {s} p50/p99 ms" for s in names)
-        head += " | ours/pypiserver | ours/nginx |"
-        lines += [head, "|" + "---|" * (1 + 2 * len(names) + 2)]
+        head += " | " + " | ".join(f"{a}/{b}" for a, b in ratios) + " |"
+        lines += [head, "|" + "---|" * (1 + 2 * len(names) + len(ratios))]
         for ep in ENDPOINTS:
             row = [ep]
             rps: dict[str, float] = {}
@@ -982,16 +1018,16 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                     if 0 <= v.get("requests", 1000) < 1000:  # too few to be more than an order
                         err += f" ({v['requests']:.0f} req in {args.duration} s)"
                     row += [fmt(v["rps"]) + err, f"{fmt(v['p50_ms'], '.1f')} / {fmt(v['p99_ms'], '.1f')}"]
-            for ref in ("pypiserver", "nginx"):
-                if "ours" in rps and rps.get(ref):
-                    row.append(f"{rps['ours'] / rps[ref]:.2f}×")
-                elif "ours" in rps and ref in rps:
+            for mine, ref in ratios:
+                if mine in rps and rps.get(ref):
+                    row.append(f"{rps[mine] / rps[ref]:.2f}×")
+                elif mine in rps and ref in rps:
                     row.append("∞ (ref 0 req/s)")
                 else:
                     row.append("–")
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
-        lines += ["| server | restart to first page s | RSS after warm-up MB | uploads/s | upload+GET cycles/s | uploads ok / visible on next GET |", "|---|---|---|---|---|---|"]
+        lines += ["| server | restart to first page s | RSS after warm-up MB | PSS MB | uploads/s | upload+GET cycles/s | uploads ok / visible on next GET |", "|---|---|---|---|---|---|---|"]
         for s in names:
             d = servers[s]
             u = d.get("uploads")
@@ -1001,7 +1037,7 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                 if u else ["–", "–", "–"]
             )
             lines.append(
-                f"| {s} | {fmt(d['startup_s'], '.2f')} | {fmt(d['rss_mb'], '.1f')} | " + " | ".join(up) + " |"
+                f"| {s} | {fmt(d['startup_s'], '.2f')} | {fmt(d['rss_mb'], '.1f')} | {fmt(d.get('pss_mb'), '.1f')} | " + " | ".join(up) + " |"
             )
         h = r["hashing"]
         lines += [
@@ -1018,14 +1054,17 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
     if len(by_size) > 1:
         small, large = min(by_size), max(by_size)
         lines += ["## Scaling", ""]
-        for ep in ("simple_index", "project_html", "project_json"):
-            a = by_size[small]["servers"]["ours"]["endpoints"].get(ep)
-            b = by_size[large]["servers"]["ours"]["endpoints"].get(ep)
-            if isinstance(a, dict) and isinstance(b, dict) and a["rps"]:
-                lines.append(
-                    f"- ours `{ep}` at {large} files / at {small} files:"
-                    f" {b['rps'] / a['rps']:.2f}" + (" (target ≥ 0.80)" if ep == "project_html" else "")
-                )
+        mine = [s for s in by_size[large]["servers"] if s.startswith("ours")]
+        for name in mine:
+            for ep in ("simple_index", "project_html", "project_json"):
+                a = by_size[small]["servers"].get(name, {}).get("endpoints", {}).get(ep)
+                b = by_size[large]["servers"][name]["endpoints"].get(ep)
+                if isinstance(a, dict) and isinstance(b, dict) and a["rps"]:
+                    lines.append(
+                        f"- {name} `{ep}` at {large} files / at {small} files:"
+                        f" {b['rps'] / a['rps']:.2f}"
+                        + (" (target ≥ 0.80)" if ep == "project_html" else "")
+                    )
         lines.append("")
     return "\n".join(lines)
 
@@ -1121,6 +1160,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--uploads", type=int, default=200)
     p.add_argument("--versions", type=int, default=5, help="versions per project in the corpus")
+    p.add_argument("--workers", type=int, default=2,
+                   help="also run ours with --workers N (default 2; 1 skips it)")
     p.add_argument("--sample", type=int, default=10000, help="projects cycled through by wrk")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quick", action="store_true", help="smoke run: 2 s per endpoint, 20 uploads")
