@@ -3,6 +3,8 @@
 PACKAGES = "/srv/cheesecellar/packages"
 PASSWORD_FILE = "/srv/cheesecellar/htpasswd"
 
+import gc  # noqa: E402
+
 from cheesecellar import app  # noqa: E402
 
 application = app(
@@ -11,3 +13,6 @@ application = app(
     authenticate=["update"],
     redirect_to_fallback=False,
 )
+# The records loaded at start-up live as long as the process: keep the cyclic garbage
+# collector's full passes from walking them all (long pauses with many files).
+gc.freeze()

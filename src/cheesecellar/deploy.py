@@ -27,6 +27,8 @@ WSGI_TEMPLATE = '''\
 PACKAGES = {PACKAGES}
 PASSWORD_FILE = {PASSWORD_FILE}
 
+import gc  # noqa: E402
+
 from cheesecellar import app  # noqa: E402
 
 application = app(
@@ -35,6 +37,9 @@ application = app(
     authenticate=["update"],
     redirect_to_fallback=False,
 )
+# The records loaded at start-up live as long as the process: keep the cyclic garbage
+# collector's full passes from walking them all (long pauses with many files).
+gc.freeze()
 '''
 
 _VHOST_DOC = """\
