@@ -71,7 +71,7 @@ def check_safe_filename(filename: str) -> None:
         raise InvalidFilename("Cannot upload a file with '/' or '\\' in the name.")
     if filename.startswith(".") or ".." in filename:
         raise InvalidFilename("Cannot upload a file whose name starts with '.' or contains '..'.")
-    if any(not ch.isprintable() for ch in filename):
+    if not filename.isprintable():
         raise InvalidFilename("Cannot upload a file with non-printable characters in the name.")
     if len(filename.encode("utf-8", "surrogatepass")) > 255:
         raise InvalidFilename("Cannot upload a file with a name longer than 255 bytes.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.parser
 import email.policy
 import io
@@ -18,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 
 from .distributions import Distribution
 from .errors import InvalidDistribution
+from .quickread import Unusual, header_fields, safe_member_name, tar_gz_member, zip_member
 
 # A METADATA file is a few KiB; long descriptions can reach a few MiB. Anything larger is hostile.
 MAX_METADATA_BYTES = 8 * 1024 * 1024
@@ -50,24 +52,33 @@ class CoreMetadata:
         return recent and not (_RELEVANT_DYNAMIC & {d.lower() for d in self.dynamic})
 
 
+_FIELDS = ("Name", "Version", "Metadata-Version", "Requires-Python")
+
+
 def parse_core_metadata(raw: bytes) -> CoreMetadata:
     """Parse the RFC 822 style core metadata; raise InvalidDistribution when unusable."""
-    text = raw.decode("utf-8", "replace")
-    msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
-    name = (msg.get("Name") or "").strip()
-    version = (msg.get("Version") or "").strip()
+    try:
+        fields = header_fields(raw)  # plain headers: the same answers, far quicker
+        first = {f: fields[f.lower()][0] if f.lower() in fields else "" for f in _FIELDS}
+        dynamic = fields.get("dynamic", [])
+    except Unusual:
+        text = raw.decode("utf-8", "replace")
+        msg = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
+        first = {f: msg.get(f) or "" for f in _FIELDS}
+        dynamic = msg.get_all("Dynamic") or []
+    name, version = first["Name"].strip(), first["Version"].strip()
     if not name or not version:
         raise InvalidDistribution("Invalid distribution file. Metadata has no Name or Version.")
-    requires_python = (msg.get("Requires-Python") or "").strip() or None
+    requires_python = first["Requires-Python"].strip() or None
     if requires_python == "UNKNOWN":
         requires_python = None
     return CoreMetadata(
         raw=raw,
         name=name,
         version=version,
-        metadata_version=(msg.get("Metadata-Version") or "1.0").strip(),
+        metadata_version=(first["Metadata-Version"] or "1.0").strip(),
         requires_python=requires_python,
-        dynamic=tuple(v.strip() for v in msg.get_all("Dynamic") or ()),
+        dynamic=tuple(v.strip() for v in dynamic),
     )
 
 
@@ -78,24 +89,12 @@ def _read_bounded(stream: IO[bytes], what: str) -> bytes:
     return data
 
 
-def _safe_member_name(name: str) -> bool:
-    """A relative path that stays inside the archive: no absolute path, drive or '..'."""
-    if (
-        not name
-        or name.startswith(("/", "\\"))
-        or "\x00" in name
-        or (len(name) > 1 and name[1] == ":")
-    ):
-        return False
-    return ".." not in name.replace("\\", "/").split("/")
-
-
 def _inflation_limit(size: int) -> int:
     # PyPI refuses archives that inflate more than 50 times; small archives get some room.
     return min(MAX_TAR_INFLATED_BYTES, max(64 * 1024 * 1024, 50 * size))
 
 
-def _open(path: Path, data: bytes | None) -> tuple[IO[bytes], int]:
+def _open(path: str | Path, data: bytes | None) -> tuple[IO[bytes], int]:
     """The archive as a binary stream and its size: *data* when the caller has read it."""
     if data is not None:
         return io.BytesIO(data), len(data)
@@ -113,13 +112,15 @@ def _check_zip(zf: zipfile.ZipFile, size: int) -> None:
             "Invalid distribution file. The archive inflates too far (compression ratio over 50)."
         )
     for info in infos:
-        if not _safe_member_name(info.filename):
+        if not safe_member_name(info.filename):
             raise InvalidDistribution(
                 f"Invalid distribution file. Unsafe member name {info.filename!r}."
             )
 
 
-def read_wheel_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
+def read_wheel_metadata(
+    path: str | Path, dist: Distribution, data: bytes | None = None
+) -> CoreMetadata:
     """The ``{name}-{version}.dist-info/METADATA`` of a wheel (PEP 427)."""
     try:
         stream, size = _open(path, data)
@@ -127,15 +128,7 @@ def read_wheel_metadata(path: Path, dist: Distribution, data: bytes | None = Non
             _check_zip(zf, size)
             infos = {info.filename: info for info in zf.infolist()}
             wanted = canonicalize_name(dist.name)
-            found = None
-            for filename in infos:
-                top, _, rest = filename.partition("/")
-                if rest != "METADATA" or not top.endswith(".dist-info"):
-                    continue
-                dist_name = top[: -len(".dist-info")].rpartition("-")[0]
-                if canonicalize_name(dist_name) == wanted:
-                    found = infos[filename]
-                    break
+            found = next((infos[name] for name in infos if _is_wheel_metadata(name, wanted)), None)
             if found is None:
                 raise InvalidDistribution(
                     "Invalid distribution file. The wheel has no .dist-info/METADATA "
@@ -157,7 +150,9 @@ def _is_top_pkg_info(member_name: str) -> bool:
     return len(parts) == 2 and parts[1] == "PKG-INFO" and parts[0] not in ("", ".", "..")
 
 
-def read_sdist_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
+def read_sdist_metadata(
+    path: str | Path, dist: Distribution, data: bytes | None = None
+) -> CoreMetadata:
     """The top-level ``PKG-INFO`` of an sdist (.tar.* or .zip)."""
     try:
         stream, size = _open(path, data)
@@ -188,7 +183,7 @@ def read_sdist_metadata(path: Path, dist: Distribution, data: bytes | None = Non
 
 def _check_tar_member(member: tarfile.TarInfo) -> None:
     """Nothing is ever extracted, but an sdist whose members could escape is refused."""
-    if not _safe_member_name(member.name):
+    if not safe_member_name(member.name):
         raise InvalidDistribution(f"Invalid distribution file. Unsafe member name {member.name!r}.")
     if member.issym() or member.islnk():
         base = posixpath.dirname(member.name) if member.issym() else ""
@@ -227,11 +222,44 @@ def _scan_tar(tf: tarfile.TarFile, limit: int) -> CoreMetadata:
     return found
 
 
-def read_metadata(path: Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
+def _is_wheel_metadata(member_name: str, wanted: str) -> bool:
+    top, _, rest = member_name.partition("/")
+    if rest != "METADATA" or not top.endswith(".dist-info"):
+        return False
+    return canonicalize_name(top[: -len(".dist-info")].rpartition("-")[0]) == wanted
+
+
+def _quick_metadata(dist: Distribution, data: bytes) -> CoreMetadata:
+    """The in-memory readers of quickread; raises Unusual to leave it to the stdlib path."""
+    limits = {"max_members": MAX_TAR_MEMBERS, "max_inflated": _inflation_limit(len(data))}
+    read = parse_core_metadata
+    if dist.kind == "wheel":
+        wanted = canonicalize_name(dist.name)
+        got = zip_member(data, lambda n: _is_wheel_metadata(n, wanted), read, **limits)
+        what, missing = "METADATA", f"The wheel has no .dist-info/METADATA for {dist.name!r}."
+    else:
+        reader = {".zip": zip_member, ".tar.gz": tar_gz_member}.get(dist.extension)
+        if reader is None:
+            raise Unusual
+        got = reader(data, _is_top_pkg_info, read, **limits)
+        what, missing = "PKG-INFO", "The sdist has no top-level PKG-INFO."
+    if got is None:
+        raise InvalidDistribution(f"Invalid distribution file. {missing}")
+    if got[1] is None:
+        raise InvalidDistribution(f"Invalid distribution file. {what} is too large.")
+    return got[1]
+
+
+def read_metadata(path: str | Path, dist: Distribution, data: bytes | None = None) -> CoreMetadata:
     """Core metadata of the wheel or sdist at *path* (whose bytes are *data* when the caller
     has read them already); checks it names the same project."""
-    read = read_wheel_metadata if dist.kind == "wheel" else read_sdist_metadata
-    meta = read(path, dist, data)
+    meta = None
+    if data is not None:
+        with contextlib.suppress(Unusual):
+            meta = _quick_metadata(dist, data)
+    if meta is None:
+        read = read_wheel_metadata if dist.kind == "wheel" else read_sdist_metadata
+        meta = read(path, dist, data)
     if canonicalize_name(meta.name) != dist.project:
         raise InvalidDistribution(
             f"Invalid distribution file. Its metadata names {meta.name!r}, "

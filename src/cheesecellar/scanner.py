@@ -7,6 +7,7 @@ directory is listed again, and only files not yet recorded are hashed, once.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -181,6 +182,8 @@ class Scanner:
         def count(done: int, total: int, name: str) -> None:
             counts[index] = done
 
+        # This process ends when its share is done: its records need no cyclic collection.
+        gc.disable()
         before = self._recorded
         try:
             self._adopt_all(share, total, count)
@@ -265,7 +268,7 @@ class Scanner:
         """True for a file an upload has linked in but not recorded yet (its temp file, the
         other link to the same inode, is removed when the upload is done)."""
         try:
-            if os.stat(self._dir_path(key) / name).st_nlink < 2:
+            if os.stat(os.path.join(self._dir_str(key), name)).st_nlink < 2:
                 return False
             storage = self.catalog.storage
             if key[0] != 0 or not isinstance(storage, FileStorage):
@@ -310,7 +313,7 @@ class Scanner:
                 self._recheck(key)
                 continue
             try:
-                facts = file_facts(self._dir_path(key) / name, dist, strict=False)
+                facts = file_facts(os.path.join(self._dir_str(key), name), dist, strict=False)
             except FileNotFoundError:
                 self._files[key].pop(name, None)
                 continue
