@@ -326,6 +326,9 @@ def _setup_logging(args: argparse.Namespace, quiet: bool = False) -> None:
     for handler in handlers:
         handler.setFormatter(_Formatter(args.log_frmt))
     logging.basicConfig(level=level, handlers=handlers or [logging.NullHandler()], force=True)
+    # waitress warns "Task queue depth is N" whenever a request waits for a free thread: under
+    # load that is most requests, and the flood of lines costs as much as serving them.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

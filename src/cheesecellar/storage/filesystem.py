@@ -57,6 +57,9 @@ class FileStorage:
         self._lock_path = self.state / "lock"
         self._local = threading.local()
 
+    def __repr__(self) -> str:
+        return f"FileStorage({str(self.root)!r})"
+
     def prepare(self) -> None:
         """Create the state folder and remove temp files that crashed uploads left behind."""
         self.tmp.mkdir(parents=True, exist_ok=True)
