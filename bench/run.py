@@ -152,10 +152,17 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(10)
 
 
-def copy_tree(src: Path, dst: Path) -> None:
+def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
+    """A copy of *src*; with *link*, distribution files are hard links (same inodes), so a
+    server over the copy finds its recorded state valid instead of re-hashing every file."""
     if dst.exists():
         shutil.rmtree(dst)
-    subprocess.run(["cp", "-a", str(src), str(dst)], check=True)
+    subprocess.run(["cp", "-al" if link else "-a", str(src), str(dst)], check=True)
+    if link:  # the state folder itself is copied, so the two servers never share a document
+        state = dst / ".cheesecellar"
+        if state.exists():
+            shutil.rmtree(state)
+            subprocess.run(["cp", "-a", str(src / ".cheesecellar"), str(state)], check=True)
     (dst / corpus.MARKER).unlink(missing_ok=True)
 
 
@@ -926,7 +933,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         # ---------------------------------------------------------------- apache
         if args.apache:
             ap_root = sizedir / "apache-data"
-            copy_tree(ours_root, ap_root)  # state already recorded
+            copy_tree(ours_root, ap_root, link=True)  # state already recorded, same inodes
             subprocess.run(["chmod", "-R", "a+rX", str(work)], check=False)
             srv = start_apache(work, ap_root, sizedir)
             servers.append(srv)

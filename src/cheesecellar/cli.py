@@ -419,7 +419,11 @@ def _serve(args: argparse.Namespace) -> int:
         del application
 
         def serve(sock: socket.socket) -> None:
-            app = built.pop() if built else with_access_log(create_app(config))
+            if built:
+                app = built.pop()
+            else:
+                app = with_access_log(create_app(config))
+                gc.freeze()
             _run_until_stopped(waitress.create_server(app, sockets=[sock], **options))
 
         def release() -> None:
@@ -495,8 +499,9 @@ def _maintain(args: argparse.Namespace) -> int:
     catalog = Catalog(storage, roots)
     started = time.monotonic()
     reindex = args.command == "reindex"
-    scanner = Scanner(catalog)
-    found = scanner.start(ProgressBar() if reindex else None, jobs=_jobs() if reindex else 1)
+    found = Scanner(catalog).start(
+        ProgressBar() if reindex else None, jobs=_jobs() if reindex else 1
+    )
     if reindex:
         names = catalog.project_names()[1]
         print(
