@@ -378,10 +378,9 @@ class Catalog:
         path: str | None = None,
         inode: int | None = None,
         uploader: str | None = None,
-        uploaded: str | None = None,
         keep_metadata: bool = True,
     ) -> FileRecord:
-        """The record of a file just stored or found; its upload time is *uploaded* or now.
+        """The record of a file just stored or found; its upload time is now.
 
         Without *keep_metadata* (a file found on a local disk) the core metadata file is not
         stored now but read out of the distribution on first use."""
@@ -393,7 +392,7 @@ class Catalog:
             version=dist.version,
             sha256=facts.sha256,
             size=facts.size,
-            uploaded=uploaded or utc_now(),
+            uploaded=utc_now(),
             requires_python=meta.requires_python if meta else None,
             metadata_sha256=self.store_metadata(
                 dist.filename, meta, wheel=dist.kind == "wheel", keep=keep_metadata

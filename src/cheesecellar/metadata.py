@@ -19,7 +19,17 @@ from packaging.version import InvalidVersion, Version
 
 from .distributions import Distribution
 from .errors import InvalidDistribution
-from .quickread import Unusual, header_fields, safe_member_name, tar_gz_member, zip_member
+from .quickread import (
+    Unusual,
+    header_fields,
+    safe_member_name,
+    tar_gz_member,
+    tar_inflates_too_far,
+    too_many_members,
+    unsafe_name,
+    zip_inflates_too_far,
+    zip_member,
+)
 
 # A METADATA file is a few KiB; long descriptions can reach a few MiB. Anything larger is hostile.
 MAX_METADATA_BYTES = 8 * 1024 * 1024
@@ -106,16 +116,12 @@ def _check_zip(zf: zipfile.ZipFile, size: int) -> None:
     """Refuse zip bombs (declared sizes, overlapping entries) and names leaving the archive."""
     infos = zf.infolist()
     if len(infos) > MAX_TAR_MEMBERS:
-        raise InvalidDistribution("Invalid distribution file. The archive has too many members.")
+        raise too_many_members()
     if sum(info.file_size for info in infos) > _inflation_limit(size):
-        raise InvalidDistribution(
-            "Invalid distribution file. The archive inflates too far (compression ratio over 50)."
-        )
+        raise zip_inflates_too_far()
     for info in infos:
         if not safe_member_name(info.filename):
-            raise InvalidDistribution(
-                f"Invalid distribution file. Unsafe member name {info.filename!r}."
-            )
+            raise unsafe_name(info.filename)
 
 
 def read_wheel_metadata(
@@ -184,7 +190,7 @@ def read_sdist_metadata(
 def _check_tar_member(member: tarfile.TarInfo) -> None:
     """Nothing is ever extracted, but an sdist whose members could escape is refused."""
     if not safe_member_name(member.name):
-        raise InvalidDistribution(f"Invalid distribution file. Unsafe member name {member.name!r}.")
+        raise unsafe_name(member.name)
     if member.issym() or member.islnk():
         base = posixpath.dirname(member.name) if member.issym() else ""
         target = posixpath.normpath(posixpath.join(base, member.linkname))
@@ -204,12 +210,10 @@ def _scan_tar(tf: tarfile.TarFile, limit: int) -> CoreMetadata:
     found: CoreMetadata | None = None
     for count, member in enumerate(tf):
         if count >= MAX_TAR_MEMBERS:
-            raise InvalidDistribution(
-                "Invalid distribution file. The archive has too many members."
-            )
+            raise too_many_members()
         inflated += member.size
         if inflated > limit:
-            raise InvalidDistribution("Invalid distribution file. The archive inflates too far.")
+            raise tar_inflates_too_far()
         _check_tar_member(member)
         if found is None and member.isfile() and _is_top_pkg_info(member.name):
             if member.size > MAX_METADATA_BYTES:

@@ -37,12 +37,25 @@ def safe_member_name(name: str) -> bool:
     return ".." not in name.replace("\\", "/").split("/")
 
 
+# The refusals both paths share, word for word.
+
+
 def unsafe_name(name: str) -> InvalidDistribution:
     return InvalidDistribution(f"Invalid distribution file. Unsafe member name {name!r}.")
 
 
 def too_many_members() -> InvalidDistribution:
     return InvalidDistribution("Invalid distribution file. The archive has too many members.")
+
+
+def zip_inflates_too_far() -> InvalidDistribution:
+    return InvalidDistribution(
+        "Invalid distribution file. The archive inflates too far (compression ratio over 50)."
+    )
+
+
+def tar_inflates_too_far() -> InvalidDistribution:
+    return InvalidDistribution("Invalid distribution file. The archive inflates too far.")
 
 
 # --------------------------------------------------------------------------------- zip
@@ -100,10 +113,7 @@ def zip_member(
             raise Unusual  # overlapping entries: zipfile refuses some, and says why
         # The order of _check_zip: inflation first, then names.
         if inflated > max_inflated:
-            raise InvalidDistribution(
-                "Invalid distribution file. The archive inflates too far (compression ratio "
-                "over 50)."
-            )
+            raise zip_inflates_too_far()
         if unsafe is not None:
             raise unsafe_name(unsafe)
         if found is None:
@@ -205,7 +215,7 @@ def tar_gz_member(
         count += 1
         inflated += size
         if inflated > max_inflated:
-            raise InvalidDistribution("Invalid distribution file. The archive inflates too far.")
+            raise tar_inflates_too_far()
         if not safe_member_name(name):
             raise unsafe_name(name)
         body_at = pos + _BLOCK
