@@ -46,6 +46,8 @@ def test_config_file_sets_roots_auth_and_limits(
         ("[cheesecellar]\nport = 8080\nuploads = true\n", "unknown key(s) uploads"),
         ("[cheesecellar\n", "config file"),
         ('[cheesecellar]\nauthenticate = ["upload"]\n', "unknown action 'upload'"),
+        ("[cheesecellar]\nworkers = 0\n", "--workers must be a whole number from 1, not 0"),
+        ('[cheesecellar]\nworkers = "two"\n', "argument --workers: invalid int value: 'two'"),
     ],
 )
 def test_bad_config_file_is_an_error_at_startup(tmp_path: Path, text: str, message: str) -> None:
