@@ -571,6 +571,33 @@ def uploads(server: Server, names: list[tuple[str, str]], count: int, work: Path
     }
 
 
+def hand_copies(server: Server, root: Path, names: list[tuple[str, str]], count: int,
+                work: Path) -> dict[str, float]:
+    """*count* new wheels moved into the served directory by hand (``mv``), one at a time;
+    each checked on the very next page GET, whose time is measured."""
+    staging = work / "hand-staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+    seen, times = 0, []
+    try:
+        for i in range(count):
+            display, normalized = names[(i * 7) % len(names)]
+            fn = corpus.write_wheel(staging, display, f"950.0.{i}", 4096)
+            os.rename(staging / fn, root / fn)  # atomic, like mv on one filesystem
+            t0 = time.perf_counter()
+            conn.request("GET", f"/simple/{normalized}/")
+            page = conn.getresponse()
+            body = page.read()
+            times.append(time.perf_counter() - t0)
+            seen += page.status == 200 and fn.encode() in body
+    finally:
+        conn.close()
+        shutil.rmtree(staging, ignore_errors=True)
+    times.sort()
+    return {"count": count, "visible": seen, "p50_ms": times[len(times) // 2] * 1000,
+            "max_ms": times[-1] * 1000}
+
+
 def hashing(root: Path, venv: Path, logdir: Path) -> dict[str, float]:
     """First discovery by `cheesecellar reindex` against `sha256sum` over the same files."""
     files = dist_files(root)
@@ -864,6 +891,8 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         }
         result["servers"]["ours"]["serial"] = serial_latency(srv.port, targets.projects)
         result["servers"]["ours"]["uploads"] = uploads(srv, pairs, args.uploads, sizedir, 1, 300)
+        result["servers"]["ours"]["hand"] = hand_copies(srv, ours_root, pairs, 20, sizedir)
+        log(f"  ours hand-copied files: {result['servers']['ours']['hand']}")
         log(f"  ours uploads: {result['servers']['ours']['uploads']}")
         if args.profile:
             profile(srv, targets, args, sizedir, result)
@@ -1047,6 +1076,15 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
                 f"| {s} | {fmt(d['startup_s'], '.2f')} | {fmt(d['rss_mb'], '.1f')} | {fmt(d.get('pss_mb'), '.1f')} | " + " | ".join(up) + " |"
             )
         h = r["hashing"]
+        hand = servers.get("ours", {}).get("hand")
+        if hand:
+            lines += [
+                "",
+                f"Files moved in by hand while ours serves (one at a time, {hand['count']}):"
+                f" {hand['visible']}/{hand['count']} listed by the very next `GET /simple/<p>/`,"
+                f" which took p50 {hand['p50_ms']:.1f} ms, max {hand['max_ms']:.1f} ms"
+                " (it lists the directory again and hashes only the new file).",
+            ]
         lines += [
             "",
             f"First discovery (`cheesecellar reindex`, {h['files']} files, {h['mb']:.0f} MB):"
