@@ -1,11 +1,13 @@
-"""``pypi-server run --workers N``: N processes share the port, each sees every upload on its
-next request, a process that dies is replaced, and SIGTERM stops them all."""
+"""The server's processes: ``pypi-server run --workers N`` (N processes share the port, each
+sees every upload on its next request, a process that dies is replaced, SIGTERM stops them
+all), and a first start on thousands of new files, which forked processes hash."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,43 @@ def test_workers_must_be_at_least_one(server_factory: ServerFactory, tmp_path: P
     out = run(cmd, env=client_env(), cwd=tmp_path, timeout=60, check=False)
     assert out.returncode == 2, out.stdout
     assert "--workers must be a whole number from 1, not 0" in out.stdout
+
+
+def write_wheel(directory: Path, name: str, version: str) -> tuple[Path, bytes]:
+    dist = name.replace("-", "_")
+    info = f"{dist}-{version}.dist-info"
+    path = directory / f"{dist}-{version}-py3-none-any.whl"
+    meta = (
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.9\n"
+    ).encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{info}/METADATA", meta)
+        zf.writestr(f"{info}/WHEEL", b"Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+        zf.writestr(f"{info}/RECORD", b"")
+    return path, meta
+
+
+def test_a_first_start_on_thousands_of_new_files_records_them_all(
+    server_factory: ServerFactory, htpasswd: Path
+) -> None:
+    root = server_factory.new_root()
+    written = {}
+    for project in range(250):
+        for minor in range(8):  # 2,000 files: enough for discovery to fork hashing processes
+            path, meta = write_wheel(root, f"proj-{project:03d}", f"1.{minor}")
+            written[path.name] = (path, meta)
+
+    server = server_factory(["--workers", "2", "-P", htpasswd, "-a", "update"], [root])
+
+    assert "hashing: 2000/2000 files" in server.log_text()
+    assert len(server.projects()) == 250
+    for project in ("000", "123", "249"):
+        listed = sorted(server.links(f"proj-{project}"))
+        assert listed == sorted(
+            expected_link(path) for name, (path, _) in written.items() if f"_{project}-" in name
+        )
+    # The .metadata file was not written at discovery: it is read out of the wheel on request.
+    name = "proj_123-1.5-py3-none-any.whl"
+    assert not (root / ".cheesecellar" / "metadata" / f"{name}.metadata").exists()
+    reply = server.get(f"/packages/{name}.metadata")
+    assert (reply.status, reply.body) == (200, written[name][1])
