@@ -235,7 +235,11 @@ def _is_wheel_metadata(member_name: str, wanted: str) -> bool:
 
 def _quick_metadata(dist: Distribution, data: bytes) -> CoreMetadata:
     """The in-memory readers of quickread; raises Unusual to leave it to the stdlib path."""
-    limits = {"max_members": MAX_TAR_MEMBERS, "max_inflated": _inflation_limit(len(data))}
+    limits = {
+        "max_members": MAX_TAR_MEMBERS,
+        "max_inflated": _inflation_limit(len(data)),
+        "max_member": MAX_METADATA_BYTES,
+    }
     read = parse_core_metadata
     if dist.kind == "wheel":
         wanted = canonicalize_name(dist.name)

@@ -72,11 +72,12 @@ def zip_member(
     *,
     max_members: int,
     max_inflated: int,
+    max_member: int,
 ) -> tuple[str, T | None] | None:
     """(name, read(bytes)) of the first member *pick* accepts, None in place of that when it
-    declares more than 8 MiB; None when no member is picked. Refuses unsafe names, too many
-    members and a declared inflation over *max_inflated*, as the zipfile path does: all
-    members are checked before the picked one is read."""
+    declares more than *max_member* bytes; None when no member is picked. Refuses unsafe
+    names, too many members and a declared inflation over *max_inflated*, as the zipfile path
+    does: all members are checked before the picked one is read."""
     try:
         end = data.rfind(b"PK\x05\x06", max(0, len(data) - _END.size - 0xFFFF))
         if end < 0:
@@ -86,8 +87,6 @@ def zip_member(
             raise Unusual  # multi-disk or zip64
         if cd_offset + cd_size != end or end + _END.size + comment != len(data):
             raise Unusual  # data before the archive, or trailing bytes
-        if count > max_members:
-            raise too_many_members()
         pos, inflated, names, unsafe = cd_offset, 0, set(), None
         spans: list[tuple[int, int]] = []
         found: tuple[bytes, int, int, int, int, int, int] | None = None
@@ -111,7 +110,9 @@ def zip_member(
         spans.sort()
         if pos != end or any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
             raise Unusual  # overlapping entries: zipfile refuses some, and says why
-        # The order of _check_zip: inflation first, then names.
+        # The order of _check_zip: member count, inflation, then names.
+        if count > max_members:
+            raise too_many_members()
         if inflated > max_inflated:
             raise zip_inflates_too_far()
         if unsafe is not None:
@@ -122,7 +123,7 @@ def zip_member(
         name = raw_name.decode("utf-8" if flags & 0x800 else "cp437")
         if flags & 0x1 or method not in (0, 8) or 0xFFFFFFFF in (csize, usize):
             raise Unusual  # encrypted, another compression, or zip64 sizes
-        if usize > 8 * 1024 * 1024:
+        if usize > max_member:
             return name, None
         sig, *_, lnlen, lxlen = _LOCAL.unpack_from(data, offset)
         local_name = data[offset + _LOCAL.size : offset + _LOCAL.size + lnlen]
@@ -169,10 +170,11 @@ def tar_gz_member(
     *,
     max_members: int,
     max_inflated: int,
+    max_member: int,
 ) -> tuple[str, T | None] | None:
     """(name, read(bytes)) of the first regular member *pick* accepts, None in place of that
-    over 8 MiB; None when none is picked. Members are checked, and the picked one read, in
-    archive order, as the tarfile path does."""
+    over *max_member* bytes; None when none is picked. Members are checked, and the picked one
+    read, in archive order, as the tarfile path does."""
     if data[:2] != b"\x1f\x8b":
         raise Unusual
     try:
@@ -220,7 +222,7 @@ def tar_gz_member(
             raise unsafe_name(name)
         body_at = pos + _BLOCK
         if found is None and kind != b"5" and pick(name):
-            if size > 8 * 1024 * 1024:
+            if size > max_member:
                 return name, None  # refused at once, as the tarfile path does
             body = tar[body_at : body_at + size]
             if len(body) != size:

@@ -181,7 +181,7 @@ def test_tar_gz_archives_read_alike(
 def test_plain_archives_take_the_quick_path(tmp_path: Path) -> None:
     meta = good_metadata(b"")
     wheel = build_zip(tmp_path / WHEEL, [("demo_pkg-1.0.dist-info/METADATA", meta)], False)
-    limits = {"max_members": 10, "max_inflated": 10_000}
+    limits = {"max_members": 10, "max_inflated": 10_000, "max_member": 1000}
     assert quickread.zip_member(wheel.read_bytes(), lambda n: True, bytes, **limits) == (
         "demo_pkg-1.0.dist-info/METADATA",
         meta,
@@ -200,7 +200,12 @@ def test_links_and_devices_are_left_to_tarfile(kind: str) -> None:
     tar = build_tar([("demo_pkg-1.0/link", b"", kind)], tarfile.USTAR_FORMAT)
     with pytest.raises(quickread.Unusual):
         quickread.tar_gz_member(
-            gzip.compress(tar), lambda n: True, bytes, max_members=10, max_inflated=10_000
+            gzip.compress(tar),
+            lambda n: True,
+            bytes,
+            max_members=10,
+            max_inflated=10_000,
+            max_member=1000,
         )
 
 
