@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +64,30 @@ def test_sigint_exits_0(server_factory: ServerFactory) -> None:
     server = server_factory()
     assert server.stop(signal.SIGINT) == 0
     assert not server.is_listening()
+
+
+def test_log_file_gets_one_whole_line_per_request(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    log_file = tmp_path / "access.log"
+    server = server_factory(
+        ["--log-file", log_file, "--log-stream", "none", "--log-frmt", "%(name)s|%(message)s",
+         "-P", ".", "-a", "."]
+    )  # fmt: skip
+    paths = [f"/simple/p{i}/" for i in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda i: server.get(paths[i % 8]).status, range(200)))
+    assert statuses == [404] * 200
+    deadline = time.monotonic() + 10
+    while log_file.read_text().count('"GET /simple/p') < 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [line for line in log_file.read_text().splitlines() if "/simple/p" in line]
+    assert len(lines) == 200
+    for line in lines:  # whole lines: no two requests' lines run together
+        assert re.fullmatch(
+            r'cheesecellar\.access\|127\.0\.0\.1 "GET /simple/p[0-7]/" 404 [0-9.]+ms', line
+        )
+    assert "/simple/p" not in server.log_text()  # --log-stream none: nothing on the console
 
 
 def test_python_m_cheesecellar_and_cheesecellar_script_show_help(tmp_path: Path) -> None:
