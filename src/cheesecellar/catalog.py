@@ -103,13 +103,14 @@ def stored_sha256(storage: Storage, key: str) -> str:
         return _hash_stream(stream)[0]
 
 
-def file_facts(path: str | Path, dist: Distribution, *, strict: bool) -> Facts:
-    """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
+def read_small(path: str | Path) -> tuple[bytes | None, str, int, int]:
+    """(the bytes when small enough to read whole, sha256, size, link count) of a file."""
     # Small files (most distributions) are read whole, with plain os calls: one read serves
     # the hash and the metadata, and discovering 100,000 files costs a few syscalls each.
     fd = os.open(path, os.O_RDONLY)
     try:
-        size = os.fstat(fd).st_size
+        st = os.fstat(fd)
+        size = st.st_size
         data: bytes | None = os.read(fd, size + 1) if size <= _READ_WHOLE else None
         if data is None or len(data) != size:  # large, or changing as it is read: stream it
             data = None
@@ -120,6 +121,12 @@ def file_facts(path: str | Path, dist: Distribution, *, strict: bool) -> Facts:
             sha256 = hashlib.sha256(data).hexdigest()
     finally:
         os.close(fd)
+    return data, sha256, size, st.st_nlink
+
+
+def file_facts(path: str | Path, dist: Distribution, *, strict: bool) -> Facts:
+    """Hash *path* and read its core metadata; a broken archive raises only when *strict*."""
+    data, sha256, size, _ = read_small(path)
     try:
         meta: CoreMetadata | None = read_metadata(path, dist, data)
     except InvalidDistribution:
@@ -173,6 +180,70 @@ class Catalog:
             self._projects[normalized] = project
         return project
 
+    def complete(self, project: Project | None) -> Project | None:
+        """*project* with the core metadata of its files found on disk read in.
+
+        Discovery only hashes files; their metadata (Requires-Python, the ``.metadata`` hash,
+        the project's display name) is read here, when a page or the JSON API first needs it,
+        and recorded for every process.
+        """
+        if project is None or not any(r.unread for r in project.files):
+            return project
+        filled: dict[str, FileRecord] = {}
+        names: list[str] = []
+        for record in project.files:
+            if record.unread and (read := self._read_unread(record)) is not None:
+                filled[record.filename], name = read
+                if name:
+                    names.append(name)
+
+        def change(current: Project) -> Project | None:
+            files = tuple(
+                filled[f.filename]
+                if f.unread and f.filename in filled and filled[f.filename].inode == f.inode
+                else f
+                for f in current.files
+            )
+            if files == current.files:
+                return None
+            # Found on disk only: the name was spelled as in a filename; the metadata's is better.
+            named = names and all(f.unread for f in current.files)
+            return replace(current, files=files, name=names[0] if named else current.name)
+
+        try:
+            return self.update_project(project.normalized, project.name, change)
+        except CheesecellarError as exc:  # a read-only or full disk: serve what was read
+            log.warning("cannot record the metadata read for %s: %s", project.normalized, exc)
+        done = replace(project, files=tuple(filled.get(f.filename, f) for f in project.files))
+        with self._lock:
+            if self._projects.get(project.normalized) is project:
+                self._projects[project.normalized] = done
+        return done
+
+    def _read_unread(self, record: FileRecord) -> tuple[FileRecord, str | None] | None:
+        """The record with its file's core metadata read, and the name the metadata gives;
+        None when the file is gone."""
+        path = self.file_path(record)
+        if path is None:
+            return None
+        try:
+            dist = parse_filename(record.filename)
+            meta: CoreMetadata | None = read_metadata(path, dist)
+        except InvalidDistribution:
+            log.warning("cannot read the metadata of %s; listed without it", path)
+            meta = None
+        except (BadRequest, OSError):
+            return None
+        read = replace(
+            record,
+            requires_python=meta.requires_python if meta else None,
+            metadata_sha256=self.store_metadata(
+                record.filename, meta, wheel=dist.kind == "wheel", keep=False
+            ),
+            unread=None,
+        )
+        return read, meta.name if meta else None
+
     def project_names(self) -> tuple[str, dict[str, str]]:
         """(version, {normalized: display name}) of every project that has files."""
         version = self.storage.doc_version(PROJECTS_DOC) or ""
@@ -219,8 +290,8 @@ class Catalog:
         got = self.storage.read_doc(metadata_key(record.filename))
         if got is not None:
             return got[0]
-        # Discovery records only the hash; the file is read out of the distribution when it is
-        # first asked for, checked against that hash, and kept.
+        # A file found on disk: its metadata file is read out of the distribution when it is
+        # first asked for, checked against the recorded hash, and kept.
         path = self.file_path(record)
         if path is None:
             return None
@@ -295,7 +366,7 @@ class Catalog:
             for normalized, name in changes.items():
                 if name is None:
                     updated.pop(normalized, None)
-                elif normalized not in updated:
+                else:  # a manifest's name can change once: see complete()
                     updated[normalized] = name
             if updated == names:
                 return
@@ -378,12 +449,12 @@ class Catalog:
         path: str | None = None,
         inode: int | None = None,
         uploader: str | None = None,
-        keep_metadata: bool = True,
+        uploaded: str | None = None,
+        unread: bool = False,
     ) -> FileRecord:
-        """The record of a file just stored or found; its upload time is now.
+        """The record of a file just stored or found; its upload time is now by default.
 
-        Without *keep_metadata* (a file found on a local disk) the core metadata file is not
-        stored now but read out of the distribution on first use."""
+        *unread* (a file found on a local disk): the metadata was not read, see complete()."""
         meta = facts.metadata
         return FileRecord(
             filename=dist.filename,
@@ -392,13 +463,12 @@ class Catalog:
             version=dist.version,
             sha256=facts.sha256,
             size=facts.size,
-            uploaded=utc_now(),
+            uploaded=uploaded or utc_now(),
             requires_python=meta.requires_python if meta else None,
-            metadata_sha256=self.store_metadata(
-                dist.filename, meta, wheel=dist.kind == "wheel", keep=keep_metadata
-            ),
+            metadata_sha256=self.store_metadata(dist.filename, meta, wheel=dist.kind == "wheel"),
             uploader=uploader,
             inode=inode,
+            unread=True if unread else None,
         )
 
     def _duplicates(

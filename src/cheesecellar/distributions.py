@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -38,12 +39,12 @@ class Distribution:
     extension: str
     tags: str = ""  # wheel: "python-abi-platform" (with build tag), sdist: ""
 
-    @property
+    @functools.cached_property
     def project(self) -> str:
         """The normalized project name (PEP 503)."""
         return normalize_name(self.name)
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Identity for duplicate checks: normalized name, canonical version, tags, extension."""
         try:
@@ -112,13 +113,19 @@ def parse_filename(filename: str) -> Distribution:
     """Parse a wheel or sdist filename found on disk; legacy spellings are accepted."""
     check_safe_filename(filename)
     if filename.lower().endswith(".whl"):
+        parts = filename[:-4].split("-", 2)
         try:
-            parsed_version = parse_wheel_filename(filename)[1]
+            if (
+                not filename.endswith(".whl")  # packaging refuses ".WHL"
+                or len(parts) != 3
+                or not _wheel_name_ok(parts[0])
+                or not _wheel_tags_ok(parts[2])
+            ):
+                raise InvalidWheelFilename(filename)
+            version = str(Version(parts[1]))
         except (InvalidWheelFilename, InvalidVersion, ValueError) as exc:
             raise InvalidFilename(f"Bad filename: {filename!r} is not a valid wheel name.") from exc
-        parts = filename[:-4].split("-")
-        tag_text = "-".join(parts[2:])
-        return Distribution(filename, parts[0], str(parsed_version), "wheel", ".whl", tag_text)
+        return Distribution(filename, parts[0], version, "wheel", ".whl", parts[2])
     split = _split_extension(filename, SDIST_EXTENSIONS)
     if split is None:
         raise InvalidFilename(
@@ -129,6 +136,26 @@ def parse_filename(filename: str) -> Distribution:
     if not name or not version or not is_valid_name(name):
         raise InvalidFilename(f"Bad filename: {filename!r} is not a valid sdist name.")
     return Distribution(filename, name, version, "sdist", ext.lower())
+
+
+# A wheel's name and tags are checked as packaging checks them, once per distinct value: a
+# project's files repeat them, and discovering 100,000 files shows the cost.
+@functools.lru_cache(maxsize=65536)
+def _wheel_name_ok(name: str) -> bool:
+    return _packaging_accepts(f"{name}-0-py3-none-any.whl")
+
+
+@functools.lru_cache(maxsize=4096)
+def _wheel_tags_ok(tags: str) -> bool:  # build tag and tags: "1-py3-none-any", "py3-none-any"
+    return _packaging_accepts(f"x-0-{tags}.whl")
+
+
+def _packaging_accepts(filename: str) -> bool:
+    try:
+        parse_wheel_filename(filename)
+    except (InvalidWheelFilename, InvalidVersion, ValueError):
+        return False
+    return True
 
 
 def check_upload_filename(filename: str, name: str, version: str) -> Distribution:

@@ -35,6 +35,9 @@ class FileRecord:
     yanked: str | None = None  # None: not yanked; "": yanked without a reason
     uploader: str | None = None
     inode: int | None = None  # local files: a new inode means the file was replaced by hand
+    # True for a file found on disk whose core metadata is read on first use, not at discovery
+    # (requires_python and metadata_sha256 are unknown until then).
+    unread: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         # Plain attribute reads: dataclasses.asdict deep-copies, which shows when 100,000

@@ -11,19 +11,19 @@ import gc
 import logging
 import multiprocessing
 import os
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from multiprocessing import connection
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, file_facts, same_distribution
-from .distributions import Distribution, parse_filename
+from .catalog import Catalog, Facts, read_small, same_distribution
+from .distributions import SDIST_EXTENSIONS, Distribution, parse_filename
 from .errors import BadRequest, CheesecellarError
-from .metadata import CoreMetadata
-from .records import FileRecord, Project
+from .records import FileRecord, Project, utc_now
 from .storage.filesystem import STATE_DIR, FileStorage
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,13 @@ log = logging.getLogger(__name__)
 _SETTLE_NS = 2_000_000_000
 
 _BATCH_FROM = 32
+_SEPARATORS = re.compile(r"[-_.]")
+_SUFFIXES = (".whl", *SDIST_EXTENSIONS)
 # Forking pays for itself from a few thousand files (a first start on a copied directory).
 _FORK_FROM = 2000
 DirKey = tuple[int, str]  # (root index, posix path relative to the root; "" for the root)
-Found = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
+Found = tuple[DirKey, str, int]  # (directory, filename, inode)
+Parsed = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
 Progress = Callable[[int, int, str], None]  # (done, total, filename)
 # A hashing process's report: (directory, filename, inode recorded or -1 when left for
 # later) per file of its share, the directories to list again, and how many it recorded.
@@ -117,35 +120,42 @@ class Scanner:
         if not found:
             return 0
         before = self._recorded
-        by_project: dict[str, list[Found]] = {}
-        for item in found:
-            by_project.setdefault(item[2].project, []).append(item)
-        groups = list(by_project.values())
         if jobs > 1 and len(found) >= _FORK_FROM:
-            self._adopt_forked(groups, len(found), progress, jobs)
+            self._adopt_forked(found, progress, jobs)
         else:
-            self._adopt_all(groups, len(found), progress)
+            self._adopt_all(found, len(found), progress)
         if progress is not None:
             progress(len(found), len(found), "")
         return self._recorded - before
 
-    def _adopt_all(self, groups: list[list[Found]], total: int, progress: Progress | None) -> None:
+    def _adopt_all(self, found: list[Found], total: int, progress: Progress | None) -> None:
+        by_project: dict[str, list[Parsed]] = {}
+        for key, name, inode in found:
+            try:
+                dist = parse_filename(name)
+            except BadRequest:
+                continue  # not a distribution: never listed
+            by_project.setdefault(dist.project, []).append((key, name, dist, inode))
         done = 0
         # Many files found at once (a first start, a reindex): sync the disk and write the
         # project list once at the end, not once per document. A few files copied in by hand
         # are recorded one durable write at a time, without a system-wide sync in a request.
         with self.catalog.batch() if total > _BATCH_FROM else contextlib.nullcontext():
-            for items in groups:
+            for items in by_project.values():
                 done = self._adopt(items, done, total, progress)
 
-    def _adopt_forked(
-        self, groups: list[list[Found]], total: int, progress: Progress | None, jobs: int
-    ) -> None:
-        """Share the projects out among forked processes, which record them as any concurrent
+    def _adopt_forked(self, found: list[Found], progress: Progress | None, jobs: int) -> None:
+        """Share the files out among forked processes, which record them as any concurrent
         writers would (compare-and-swap per manifest), then learn what each one recorded."""
         ctx = multiprocessing.get_context("fork")
         counts = ctx.RawArray("q", jobs)
-        shares = [groups[i::jobs] for i in range(jobs)]
+        total = len(found)
+        # Each process parses its own share of the names, shared out by what precedes the first
+        # "-" (the whole name but in legacy sdists): a project's files mostly land in one share,
+        # and the manifest update checks for a same distribution recorded by another process.
+        shares: list[list[Found]] = [[] for _ in range(jobs)]
+        for item in found:
+            shares[hash(_SEPARATORS.sub("", item[1].partition("-")[0]).lower()) % jobs].append(item)
         children = []
         for index, share in enumerate(shares):
             receive, send = ctx.Pipe(duplex=False)
@@ -173,7 +183,7 @@ class Scanner:
 
     def _adopt_child(
         self,
-        share: list[list[Found]],
+        share: list[Found],
         total: int,
         counts: Any,
         index: int,
@@ -188,11 +198,7 @@ class Scanner:
         try:
             self._adopt_all(share, total, count)
             effects: _Effects = (
-                [
-                    (key, name, self._files.get(key, {}).get(name, -1))
-                    for items in share
-                    for key, name, _, _ in items
-                ],
+                [(key, name, self._files.get(key, {}).get(name, -1)) for key, name, _ in share],
                 [key for key, (_, recheck_at) in self._mtimes.items() if recheck_at == 0],
                 self._recorded - before,
             )
@@ -237,19 +243,16 @@ class Scanner:
                     self._mtimes[sub] = (None, None)
                     found.extend(self._list(sub))
                 continue
+            if not entry.name.lower().endswith(_SUFFIXES):
+                continue  # not a distribution: never listed
             inode = self._file_inode(key, entry)
             if inode is None:
                 continue
+            on_disk.add(entry.name)
             recorded = known.get(entry.name, -1)
             if recorded is None or recorded == inode:
-                on_disk.add(entry.name)  # known and unchanged: no need to parse the name
-                continue
-            try:
-                dist = parse_filename(entry.name)
-            except BadRequest:
-                continue
-            on_disk.add(entry.name)
-            found.append((key, entry.name, dist, inode))
+                continue  # known and unchanged
+            found.append((key, entry.name, inode))
         for name in set(known) - on_disk:
             self._forget(key, name)
         return found
@@ -265,11 +268,9 @@ class Scanner:
         return target.stat().st_ino
 
     def _uploading(self, key: DirKey, name: str, inode: int) -> bool:
-        """True for a file an upload has linked in but not recorded yet (its temp file, the
-        other link to the same inode, is removed when the upload is done)."""
+        """True for a file (with more than one link) an upload has linked in but not recorded
+        yet (its temp file, the other link to the same inode, is removed when it is done)."""
         try:
-            if os.stat(os.path.join(self._dir_str(key), name)).st_nlink < 2:
-                return False
             storage = self.catalog.storage
             if key[0] != 0 or not isinstance(storage, FileStorage):
                 return False
@@ -286,11 +287,14 @@ class Scanner:
         parent = record.path.rpartition("/")[0]
         self._files.setdefault((record.root, parent), {})[record.filename] = record.inode
 
-    def _adopt(self, items: list[Found], done: int, total: int, progress: Progress | None) -> int:
-        """Record the new or replaced files of one project, in one manifest update."""
+    def _adopt(self, items: list[Parsed], done: int, total: int, progress: Progress | None) -> int:
+        """Record the new or replaced files of one project, in one manifest update.
+
+        Only the bytes are hashed: the metadata is read when first needed (Catalog.complete).
+        """
         project = self.catalog.project(items[0][2].project)
         records: list[FileRecord] = []
-        metas: list[CoreMetadata | None] = []
+        uploaded = utc_now()
         for key, name, dist, inode in items:
             if progress is not None:
                 progress(done, total, name)
@@ -308,45 +312,57 @@ class Scanner:
                 continue
             if listed is not None and listed.inode in (None, inode):
                 continue  # recorded meanwhile, by this or another process
-            if self._uploading(key, name, inode):
-                self._files[key].pop(name, None)
-                self._recheck(key)
-                continue
             try:
-                facts = file_facts(os.path.join(self._dir_str(key), name), dist, strict=False)
+                _, sha256, size, links = read_small(os.path.join(self._dir_str(key), name))
             except FileNotFoundError:
                 self._files[key].pop(name, None)
                 continue
-            if listed is not None and listed.sha256 == facts.sha256:
+            if links > 1 and self._uploading(key, name, inode):
+                self._files[key].pop(name, None)
+                self._recheck(key)
+                continue
+            if listed is not None and listed.sha256 == sha256:
                 # Same bytes under a new inode (a copy or restore): keep the upload time.
                 records.append(replace(listed, inode=inode))
                 continue
             if listed is not None:
                 log.warning("%s was replaced by hand; recording its new contents", relpath)
-            metas.append(facts.metadata)
             records.append(
                 self.catalog.new_record(
-                    dist, facts, root=key[0], path=relpath, inode=inode, keep_metadata=False
+                    dist,
+                    Facts(sha256, size, None),
+                    root=key[0],
+                    path=relpath,
+                    inode=inode,
+                    uploaded=uploaded,
+                    unread=True,
                 )
             )
         if records:
             first = items[0][2]
 
+            dists = {name: dist for _, name, dist, _ in items}
+
             def add(current: Project) -> Project | None:
-                # A record another process made meanwhile for the same inode wins.
-                new = [
-                    r for r in records
-                    if (old := current.file(r.filename)) is None or old.inode != r.inode
-                ]  # fmt: skip
+                # A record another process made meanwhile for the same inode wins, and so does
+                # one for the same distribution under another spelling.
+                others = _keys(f.filename for f in current.files if f.filename not in dists)
+                new = []
+                for r in records:
+                    if (old := current.file(r.filename)) is not None and old.inode == r.inode:
+                        continue
+                    if others and (other := others.get(dists[r.filename].key)) is not None:
+                        log.warning("ignoring %s: the same file is listed from %s", r.path, other)
+                        continue
+                    new.append(r)
                 if not new:
                     return None
                 renewed = {r.filename for r in new}
                 kept = [f for f in current.files if f.filename not in renewed]
                 return replace(current, files=(*kept, *new))
 
-            display = next((m.name for m in metas if m is not None), first.name)
             try:
-                self.catalog.update_project(first.project, display, add)
+                self.catalog.update_project(first.project, first.name, add)
             except CheesecellarError as exc:
                 # A full disk must not break reads: leave these files for the next rescan.
                 log.error("cannot record %d file(s) of %s: %s", len(records), first.project, exc)
@@ -377,3 +393,12 @@ class Scanner:
         if self.catalog.project(dist.project) is not None:
             self.catalog.update_project(dist.project, dist.name, drop)
             log.info("file removed from disk: %s", relpath)
+
+
+def _keys(filenames: Iterable[str]) -> dict[str, str]:
+    """{distribution key: filename} of the parsable names."""
+    keys = {}
+    for filename in filenames:
+        with contextlib.suppress(BadRequest):
+            keys[parse_filename(filename).key] = filename
+    return keys

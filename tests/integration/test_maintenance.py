@@ -38,7 +38,9 @@ def json_page(server: Server) -> dict[str, object]:
     return doc
 
 
-def test_reindex_records_a_directory_filled_by_hand(tmp_path: Path, build: Builder) -> None:
+def test_reindex_records_a_directory_filled_by_hand(
+    tmp_path: Path, build: Builder, server_factory: ServerFactory
+) -> None:
     root = tmp_path / "packages"
     # pypiserver users keep files flat and in sub-folders.
     (root / "linode").mkdir(parents=True)
@@ -58,12 +60,10 @@ def test_reindex_records_a_directory_filled_by_hand(tmp_path: Path, build: Build
     for path in (dist1.wheel, dist1.sdist, dist2.wheel):
         assert files[path.name]["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
         assert files[path.name]["size"] == path.stat().st_size
-    with zipfile.ZipFile(dist2.wheel) as zf:
-        metadata = zf.read(f"{PROJECT}-0.2.dist-info/METADATA")
-    # Only the metadata file's hash is recorded: the server reads the file out of the wheel
-    # when it is first asked for.
-    assert not (root / ".cheesecellar" / "metadata").exists()
-    assert files[dist2.wheel.name]["metadata_sha256"] == hashlib.sha256(metadata).hexdigest()
+        # Discovery only hashes: the metadata is read when a page first needs it.
+        assert files[path.name]["unread"] is True
+        assert "metadata_sha256" not in files[path.name]
+        assert "requires_python" not in files[path.name]
     assert files[dist1.sdist.name]["path"] == f"linode/{dist1.sdist.name}"
 
     # Idempotent: a second run records nothing new and changes nothing.
@@ -76,6 +76,30 @@ def test_reindex_records_a_directory_filled_by_hand(tmp_path: Path, build: Build
     (root / ".cheesecellar" / "index" / f"{NORMALIZED}.json").unlink()
     assert "; 3 file(s) newly recorded" in cli("reindex", root)
     assert sorted(manifest(root)) == sorted(files)
+
+    # The first page read records each file's Requires-Python and .metadata hash, once.
+    with zipfile.ZipFile(dist2.wheel) as zf:
+        metadata = zf.read(f"{PROJECT}-0.2.dist-info/METADATA")
+    digest = hashlib.sha256(metadata).hexdigest()
+    server = server_factory(roots=[root])
+    page = server.get(f"/simple/{NORMALIZED}/")
+    assert page.status == 200
+    wheel_link = f'href="../../packages/{dist2.wheel.name}#sha256='
+    anchor = next(line for line in page.text.splitlines() if wheel_link in line)
+    assert 'data-requires-python="&gt;=3.8"' in anchor
+    assert f'data-dist-info-metadata="sha256={digest}"' in anchor
+    assert page.text.count('data-requires-python="&gt;=3.8"') == 3
+    assert page.text.count("data-dist-info-metadata=") == 3  # the sdist has Metadata 2.2+
+    completed = manifest(root)
+    assert all("unread" not in record for record in completed.values())
+    assert completed[dist2.wheel.name]["metadata_sha256"] == digest
+    assert completed[dist1.sdist.name]["requires_python"] == ">=3.8"
+    served = server.get(f"/packages/{dist2.wheel.name}.metadata")
+    assert (served.status, served.body) == (200, metadata)
+    # Served from disk the first time, kept for the next.
+    assert (root / ".cheesecellar" / "metadata" / f"{dist2.wheel.name}.metadata").read_bytes() == (
+        metadata
+    )
 
 
 def test_reindex_refuses_a_missing_directory(tmp_path: Path) -> None:

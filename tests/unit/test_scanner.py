@@ -3,6 +3,7 @@ process would, report progress, and a process that dies leaves its share to the 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import pytest
 
 from cheesecellar import scanner as scanner_module
 from cheesecellar.catalog import Catalog
+from cheesecellar.errors import InsufficientStorage
 from cheesecellar.scanner import Scanner
 from cheesecellar.storage import FileStorage
 
@@ -72,11 +74,12 @@ def test_forked_discovery_records_what_one_process_does(
     assert found_single == found_forked == len(corpus) == 30
     assert _manifests(forked) == _manifests(single)
     names = json.loads((forked / ".cheesecellar" / "index" / "_projects.json").read_bytes())
+    # Named as the filenames spell them until the metadata is read (test_first_use_reads...).
     assert names == {
-        "alpha-one": "alpha-one",
-        "beta-two": "Beta.Two",
+        "alpha-one": "alpha_one",
+        "beta-two": "beta_two",
         "delta": "delta",
-        "epsilon-5": "epsilon-5",
+        "epsilon-5": "epsilon_5",
         "gamma-three": "gamma_three",
     }
     # One process names each file as it goes; the forked ones report counts only.
@@ -92,14 +95,14 @@ def test_forked_discovery_hashes_in_other_processes(
 ) -> None:
     monkeypatch.setattr(scanner_module, "_FORK_FROM", 2)
     _copy_in(corpus, tmp_path / "root")
-    real = scanner_module.file_facts
+    real = scanner_module.read_small
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         with open(tmp_path / f"pid-{os.getpid()}", "w"):
             pass
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scanner_module, "file_facts", spy)
+    monkeypatch.setattr(scanner_module, "read_small", spy)
     _discover(tmp_path / "root", jobs=2)
     pids = {int(p.name[4:]) for p in tmp_path.glob("pid-*")}
     assert len(pids) == 2 and os.getpid() not in pids  # this process hashed nothing itself
@@ -125,3 +128,59 @@ def test_a_hashing_process_that_dies_leaves_its_share_to_the_parent(
     assert _manifests(root) == _manifests(single)
     assert caplog.text.count("a hashing process failed; recording its share here") == 2
     assert scanner.refresh() == 0
+
+
+def test_first_use_reads_the_metadata_discovery_left_unread(
+    tmp_path: Path, corpus: list[Dist]
+) -> None:
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    _, _, scanner = _discover(root, jobs=1)
+    catalog = scanner.catalog
+    found = catalog.project("beta-two")
+    assert found is not None and len(found.files) == 6
+    assert all(r.unread and r.requires_python is r.metadata_sha256 is None for r in found.files)
+
+    project = catalog.complete(found)
+
+    assert project is not None and project.name == "Beta.Two"
+    by_name = {d.filename: d for d in corpus}
+    for record in project.files:
+        dist = by_name[record.filename]
+        assert (record.unread, record.requires_python) == (None, ">=3.9")
+        if record.filename.endswith(".whl"):
+            assert record.metadata_sha256 == hashlib.sha256(dist.metadata).hexdigest()
+        else:  # Metadata-Version 2.1: an sdist's PKG-INFO is not served before 2.2
+            assert record.metadata_sha256 is None
+        assert (record.sha256, record.size) == (
+            hashlib.sha256(dist.path.read_bytes()).hexdigest(),
+            dist.path.stat().st_size,
+        )
+    # Recorded for every process, and the index lists the name the metadata gives.
+    doc = json.loads((root / ".cheesecellar" / "index" / "beta-two.json").read_bytes())
+    assert doc["name"] == "Beta.Two"
+    assert all("unread" not in r and r["requires_python"] == ">=3.9" for r in doc["files"].values())
+    assert Catalog(catalog.storage, [root]).project_names()[1]["beta-two"] == "Beta.Two"
+    assert catalog.complete(catalog.project("beta-two")) == project  # nothing left to read
+
+
+def test_first_use_on_a_read_only_index_serves_what_it_read(
+    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    _, _, scanner = _discover(root, jobs=1)
+    catalog = scanner.catalog
+    before = (root / ".cheesecellar" / "index" / "delta.json").read_bytes()
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise InsufficientStorage("No space left on the index's disk.")
+
+    monkeypatch.setattr(catalog.storage, "write_doc", refuse)
+    project = catalog.complete(catalog.project("delta"))
+
+    assert project is not None
+    assert {r.requires_python for r in project.files} == {">=3.11"}
+    assert (root / ".cheesecellar" / "index" / "delta.json").read_bytes() == before
+    # The read is kept in this process: the next request does not read the files again.
+    assert catalog.project("delta") is project

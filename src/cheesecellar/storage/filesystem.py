@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 STATE_DIR = ".cheesecellar"
 STALE_TEMP_SECONDS = 3600
+_PATHS_KEPT = 1_000_000
+_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 
 
 def safe_join(root: Path, key: str, *, follow_links: bool = True) -> Path:
@@ -56,6 +58,7 @@ class FileStorage:
         self.tmp = self.state / "tmp"
         self._lock_path = self.state / "lock"
         self._local = threading.local()
+        self._doc_paths: dict[str, str] = {}  # key -> path: stat()ed on every request
 
     def __repr__(self) -> str:
         return f"FileStorage({str(self.root)!r})"
@@ -125,15 +128,23 @@ class FileStorage:
         # Document keys are made by the catalog, and the state folder holds no links.
         return safe_join(self.state, key, follow_links=False)
 
+    def _doc_str(self, key: str) -> str:
+        path = self._doc_paths.get(key)
+        if path is None:
+            path = str(self.doc_path(key))
+            if len(self._doc_paths) < _PATHS_KEPT:
+                self._doc_paths[key] = path
+        return path
+
     def doc_version(self, key: str) -> str | None:
         try:
-            return _version_of(os.stat(self.doc_path(key)))
+            return _version_of(os.stat(self._doc_str(key)))
         except FileNotFoundError:
             return None
 
     def read_doc(self, key: str) -> tuple[bytes, str] | None:
         try:
-            with open(self.doc_path(key), "rb") as fh:
+            with open(self._doc_str(key), "rb") as fh:
                 return fh.read(), _version_of(os.fstat(fh.fileno()))
         except FileNotFoundError:
             return None
@@ -149,6 +160,8 @@ class FileStorage:
             os.sync()
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
+        if expect_version is None:
+            return self._create_doc(key, body)
         with self._locked(), disk_errors():
             if self.doc_version(key) != expect_version:
                 raise Conflict(f"{key} changed")
@@ -157,26 +170,67 @@ class FileStorage:
             assert version is not None
             return version
 
+    def _create_doc(self, key: str, body: bytes) -> str:
+        # link() never replaces a name: an atomic create-if-absent, without the lock. The
+        # version is the new file's, known before it is linked (a link keeps inode and mtime).
+        target = self._doc_str(key)
+        with disk_errors():
+            tmp, version, durable = self._write_temp(body)
+            try:
+                try:
+                    os.link(tmp, target)
+                except FileNotFoundError:  # the document's folder is new
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.link(tmp, target)
+            except FileExistsError:
+                raise Conflict(f"{key} changed") from None
+            finally:
+                os.unlink(tmp)
+            if durable:
+                _fsync_dir(Path(target).parent)
+            return version
+
     def put_doc(self, key: str, body: bytes) -> None:
         # Atomic without the lock: a reader sees the old body or the new one, never a mix.
-        target = self.doc_path(key)
-        durable = not getattr(self._local, "defer", False)
+        target = self._doc_str(key)
         with disk_errors():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = self.temp_file()
+            tmp, _, durable = self._write_temp(body)
             try:
-                with os.fdopen(fd, "wb") as fh:
-                    fh.write(body)
-                    if durable:
-                        fh.flush()
-                        os.fsync(fh.fileno())
-                os.replace(tmp, target)
+                try:
+                    os.replace(tmp, target)
+                except FileNotFoundError:  # the document's folder is new
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
                 raise
             if durable:
-                _fsync_dir(target.parent)
+                _fsync_dir(Path(target).parent)
+
+    def _write_temp(self, body: bytes) -> tuple[str, str, bool]:
+        """(a new temp file holding *body*, its version, whether it was synced to disk)."""
+        durable = not getattr(self._local, "defer", False)
+        # Random like mkstemp's names, in one call; O_EXCL still refuses a clash.
+        tmp = os.path.join(self.tmp, f"doc-{os.urandom(8).hex()}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileNotFoundError:
+            self.tmp.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(body)
+            while view:
+                view = view[os.write(fd, view) :]
+            if durable:
+                os.fsync(fd)
+            version = _version_of(os.fstat(fd))
+        except BaseException:
+            os.close(fd)
+            os.unlink(tmp)
+            raise
+        os.close(fd)
+        return tmp, version, durable
 
     def discard_doc(self, key: str) -> None:
         """Remove a document whatever its version; a missing one is not an error."""
@@ -193,14 +247,18 @@ class FileStorage:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # One lock file serialises document writes across threads and processes.
-        self.state.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a+b") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        # One lock file serialises document writes across threads and processes. flock()
+        # excludes other open file descriptions only: each thread opens its own, and a forked
+        # process opens a new one rather than sharing its parent's.
+        held: tuple[int, int] | None = getattr(self._local, "lock", None)
+        if held is None or held[0] != os.getpid():
+            self.state.mkdir(parents=True, exist_ok=True)
+            held = self._local.lock = (os.getpid(), os.open(self._lock_path, _LOCK_FLAGS, 0o644))
+        fcntl.flock(held[1], fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(held[1], fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:

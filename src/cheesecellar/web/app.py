@@ -168,7 +168,7 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
                 raise NotFound(f"Not a valid project name: {name!r}")
             return redirect(f"../{urlquote(normalized, safe='')}/")
         refresh()
-        project = catalog.project(normalized)
+        project = catalog.complete(catalog.project(normalized))
         if project is None or not project.files:
             if config.fallback_url:
                 target = config.fallback_url.rstrip("/") + f"/{urlquote(normalized)}/"
@@ -210,7 +210,8 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
             raise NotFound(f"No file named {filename!r} on this index.")
         record = found[1]
         if wants_metadata:
-            return send_metadata(record)
+            completed = catalog.complete(found[0])
+            return send_metadata((completed.file(record.filename) if completed else None) or record)
         if config.overwrite or config.file_cache_control is not None:
             cache_control = f"public, max-age={config.file_cache_control or 0}"
         else:
@@ -279,7 +280,7 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
             tail = f"{urlquote(version, safe='')}/json" if version else "json"
             return redirect(f"{prefix}{urlquote(normalized, safe='')}/{tail}")
         refresh()
-        project = catalog.project(normalized)
+        project = catalog.complete(catalog.project(normalized))
         if project is None or not project.files or project.status == "quarantined":
             raise NotFound(f"No project named {name!r} on this index.")
         if version is not None:
