@@ -11,7 +11,6 @@ import gc
 import logging
 import multiprocessing
 import os
-import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -33,7 +32,7 @@ log = logging.getLogger(__name__)
 _SETTLE_NS = 2_000_000_000
 
 _BATCH_FROM = 32
-_SEPARATORS = re.compile(r"[-_.]")
+_NO_SEPARATORS = str.maketrans("", "", "_.")
 _SUFFIXES = (".whl", *SDIST_EXTENSIONS)
 # Forking pays for itself from a few thousand files (a first start on a copied directory).
 _FORK_FROM = 2000
@@ -42,7 +41,8 @@ Found = tuple[DirKey, str, int]  # (directory, filename, inode)
 Parsed = tuple[DirKey, str, Distribution, int]  # (directory, filename, parsed name, inode)
 Progress = Callable[[int, int, str], None]  # (done, total, filename)
 # A hashing process's report: (directory, filename, inode recorded or -1 when left for
-# later) per file of its share, the directories to list again, and how many it recorded.
+# later) per file of its share not recorded as listed, the directories to list again, and
+# how many it recorded.
 _Effects = tuple[list[tuple[DirKey, str, int | None]], list[DirKey], int]
 
 
@@ -155,7 +155,8 @@ class Scanner:
         # and the manifest update checks for a same distribution recorded by another process.
         shares: list[list[Found]] = [[] for _ in range(jobs)]
         for item in found:
-            shares[hash(_SEPARATORS.sub("", item[1].partition("-")[0]).lower()) % jobs].append(item)
+            lead = item[1][: item[1].find("-")].translate(_NO_SEPARATORS).lower()
+            shares[hash(lead) % jobs].append(item)
         children = []
         for index, share in enumerate(shares):
             receive, send = ctx.Pipe(duplex=False)
@@ -177,7 +178,7 @@ class Scanner:
                     log.error("a hashing process failed; recording its share here")
                     self._adopt_all(share, total, None)
                 else:
-                    self._apply(effects)
+                    self._apply(share, effects)
             if progress is not None:
                 progress(min(sum(counts), total), total, "")
 
@@ -198,7 +199,11 @@ class Scanner:
         try:
             self._adopt_all(share, total, count)
             effects: _Effects = (
-                [(key, name, self._files.get(key, {}).get(name, -1)) for key, name, _ in share],
+                [
+                    (key, name, now)
+                    for key, name, inode in share
+                    if (now := self._files.get(key, {}).get(name, -1)) != inode
+                ],
                 [key for key, (_, recheck_at) in self._mtimes.items() if recheck_at == 0],
                 self._recorded - before,
             )
@@ -206,10 +211,13 @@ class Scanner:
         finally:
             send.close()
 
-    def _apply(self, effects: _Effects) -> None:
-        """What a hashing process learned: files recorded or left for later, rechecks."""
+    def _apply(self, share: list[Found], effects: _Effects) -> None:
+        """What a hashing process learned: its share is recorded as listed but for the files
+        it reports (left for later, or recorded meanwhile with another inode); rechecks."""
         files, rechecks, recorded = effects
         self._recorded += recorded
+        for key, name, listed in share:
+            self._files.setdefault(key, {})[name] = listed
         for key, name, inode in files:
             known = self._files.setdefault(key, {})
             if inode == -1:
