@@ -152,11 +152,25 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
         proc.wait(10)
 
 
+# Big trees are moved here and deleted when the run ends: on ext4 without a journal, creating
+# files in the half minute after many were deleted scans past the freed inodes, which would
+# slow the next size's first discovery by the previous size's clean-up.
+TRASH: list[Path] = []
+
+
+def discard(path: Path) -> None:
+    if not path.exists():
+        return
+    if not TRASH:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    path.rename(TRASH[0] / f"{path.name}-{time.monotonic_ns()}")
+
+
 def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
     """A copy of *src*; with *link*, distribution files are hard links (same inodes), so a
     server over the copy finds its recorded state valid instead of re-hashing every file."""
-    if dst.exists():
-        shutil.rmtree(dst)
+    discard(dst)
     subprocess.run(["cp", "-al" if link else "-a", str(src), str(dst)], check=True)
     if link:  # the state folder itself is copied, so the two servers never share a document
         state = dst / ".cheesecellar"
@@ -849,8 +863,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
     spec = corpus.generate(base, size, versions=args.versions, seed=args.seed)
     log(f"corpus {spec} ready in {time.perf_counter() - t0:.1f} s")
     sizedir = work / f"run-{size}"
-    if sizedir.exists():
-        shutil.rmtree(sizedir)
+    discard(sizedir)
     sizedir.mkdir()
     result: dict = {"size": spec["files"], "projects": spec["projects"], "servers": {}}
 
@@ -988,7 +1001,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         for s in servers:
             s.stop()
     if not args.keep:
-        shutil.rmtree(sizedir, ignore_errors=True)
+        discard(sizedir)
     return result
 
 
@@ -1228,6 +1241,16 @@ def main(argv: list[str] | None = None) -> int:
     check_tools(args.apache)
     work = args.workdir.resolve()
     work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work / "trash", ignore_errors=True)  # left by an interrupted run
+    (work / "trash").mkdir()
+    TRASH.append(work / "trash")
+    try:
+        return run_all(args, work)
+    finally:
+        shutil.rmtree(work / "trash", ignore_errors=True)
+
+
+def run_all(args: argparse.Namespace, work: Path) -> int:
     args.s3_sizes = {int(x) for x in args.s3_sizes.split(",") if x}
     envs = {"ours": install_ours(work)}
     if args.s3:
