@@ -618,10 +618,12 @@ def hashing(root: Path, venv: Path, logdir: Path) -> dict[str, float]:
     total_bytes = sum(p.stat().st_size for p in files)
     listing = logdir / "files.txt"
     listing.write_text("".join(f"{p}\0" for p in files))
-    # Read once so both runs find the files in the page cache.
+    # Read once so both runs find the files in the page cache, and write the fresh copy out:
+    # otherwise the disk sync that ends our discovery also flushes the copy's ~1 GB.
     subprocess.run(
         f"xargs -0 cat < {listing} > /dev/null", shell=True, check=True, timeout=600
     )
+    os.sync()
     t0 = time.perf_counter()
     subprocess.run(
         f"xargs -0 sha256sum < {listing} > /dev/null", shell=True, check=True, timeout=600

@@ -212,12 +212,23 @@ class Catalog:
 
         try:
             return self.update_project(project.normalized, project.name, change)
-        except CheesecellarError as exc:  # a read-only or full disk: serve what was read
+        except (CheesecellarError, OSError) as exc:  # a full or read-only disk: serve what was read
             log.warning("cannot record the metadata read for %s: %s", project.normalized, exc)
         done = replace(project, files=tuple(filled.get(f.filename, f) for f in project.files))
         with self._lock:
             if self._projects.get(project.normalized) is project:
                 self._projects[project.normalized] = done
+        return done
+
+    def complete_all(self) -> int:
+        """complete() every project, recording in one batch; returns the projects completed."""
+        done = 0
+        with self.batch():
+            for normalized in self.project_names()[1]:
+                project = self.project(normalized)
+                if project is not None and any(r.unread for r in project.files):
+                    self.complete(project)
+                    done += 1
         return done
 
     def _read_unread(self, record: FileRecord) -> tuple[FileRecord, str | None] | None:

@@ -7,6 +7,7 @@ directory is listed again, and only files not yet recorded are hashed, once.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import logging
 import multiprocessing
@@ -58,6 +59,7 @@ class Scanner:
         # Per directory: recorded file names and their inodes (None when not recorded).
         self._files: dict[DirKey, dict[str, int | None]] = {}
         self._recorded = 0  # files recorded (new or replaced) since this scanner started
+        self._unread = False  # records whose metadata is still to read: see _read_metadata
         self._path_strings: dict[DirKey, str] = {}
 
     def _dir_path(self, key: DirKey) -> Path:
@@ -94,13 +96,52 @@ class Scanner:
                 self.catalog.write_project_names(unlisted)
             for index in range(len(self.catalog.roots)):
                 self._mtimes.setdefault((index, ""), (None, None))
-            return self._refresh_locked(progress, jobs)
+            recorded = self._refresh_locked(progress, jobs)
+            self._unread = self._unread or recorded > 0
+            return recorded
 
     def refresh(self) -> int:
         """The per-request check: stat each watched directory, rescan the changed ones;
         returns the number of files recorded."""
+        if self._unread:
+            self._read_metadata_later()
         with self._lock:
             return self._refresh_locked(None)
+
+    def _read_metadata_later(self) -> None:
+        """On the first request after files were discovered, read their metadata in a thread
+        (a page asked for before it gets there reads its own), so that pages soon come
+        straight from the records. One process of a server does it; the others find it busy."""
+        with self._lock:
+            if not self._unread:
+                return
+            self._unread = False
+        threading.Thread(target=self._read_metadata, name="read-metadata", daemon=True).start()
+
+    def _read_metadata(self) -> None:
+        storage = self.catalog.storage
+        assert isinstance(storage, FileStorage)
+        started = time.monotonic()
+        try:
+            fd = os.open(storage.state / "metadata.lock", os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return  # another process is at it
+            try:
+                count = self.catalog.complete_all()
+            finally:
+                os.close(fd)  # releases the lock
+        except Exception:
+            log.exception("reading the metadata of files found on disk failed; pages read it")
+            return
+        if count:
+            log.info(
+                "read the metadata of %d project(s) found on disk in %.1fs",
+                count,
+                time.monotonic() - started,
+            )
 
     def _refresh_locked(self, progress: Progress | None, jobs: int = 1) -> int:
         now = time.time_ns()
@@ -292,6 +333,8 @@ class Scanner:
         self._mtimes[key] = (mtime, 0)
 
     def _remember(self, record: FileRecord) -> None:
+        if record.unread:
+            self._unread = True
         parent = record.path.rpartition("/")[0]
         self._files.setdefault((record.root, parent), {})[record.filename] = record.inode
 

@@ -107,6 +107,22 @@ def test_documents_change_by_compare_and_swap(storage: Storage) -> None:
         storage.write_doc(key, b"{}", expect_version=v2)  # gone is moved, too
 
 
+def test_racing_document_creates_have_one_winner(storage: Storage) -> None:
+    for round_ in range(3):
+        key = f"index/created-{round_}.json"
+        results = race(
+            [
+                functools.partial(storage.write_doc, key, f"{i}".encode(), expect_version=None)
+                for i in range(8)
+            ]
+        )
+        winners = [i for i, result in enumerate(results) if isinstance(result, str)]
+        assert len(winners) == 1, results
+        assert all(isinstance(r, Conflict) for i, r in enumerate(results) if i not in winners)
+        # The version handed back is the document's, body and all.
+        assert storage.read_doc(key) == (f"{winners[0]}".encode(), results[winners[0]])
+
+
 def test_concurrent_writers_lose_no_update(storage: Storage) -> None:
     key = "index/counter.json"
     storage.write_doc(key, b"0", expect_version=None)

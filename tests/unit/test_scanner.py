@@ -3,10 +3,13 @@ process would, report progress, and a process that dies leaves its share to the 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import pytest
 
 from cheesecellar import scanner as scanner_module
 from cheesecellar.catalog import Catalog
+from cheesecellar.distributions import normalize_name as normalize
 from cheesecellar.errors import InsufficientStorage
 from cheesecellar.scanner import Scanner
 from cheesecellar.storage import FileStorage
@@ -164,8 +168,16 @@ def test_first_use_reads_the_metadata_discovery_left_unread(
     assert catalog.complete(catalog.project("beta-two")) == project  # nothing left to read
 
 
-def test_first_use_on_a_read_only_index_serves_what_it_read(
-    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        InsufficientStorage("No space left on the index's disk."),
+        PermissionError(13, "Permission denied"),
+    ],
+    ids=["full", "read-only"],
+)
+def test_first_use_on_a_full_or_read_only_disk_serves_what_it_read(
+    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch, refusal: Exception
 ) -> None:
     root = tmp_path / "root"
     _copy_in(corpus, root)
@@ -174,7 +186,7 @@ def test_first_use_on_a_read_only_index_serves_what_it_read(
     before = (root / ".cheesecellar" / "index" / "delta.json").read_bytes()
 
     def refuse(*args: Any, **kwargs: Any) -> None:
-        raise InsufficientStorage("No space left on the index's disk.")
+        raise refusal
 
     monkeypatch.setattr(catalog.storage, "write_doc", refuse)
     project = catalog.complete(catalog.project("delta"))
@@ -184,3 +196,53 @@ def test_first_use_on_a_read_only_index_serves_what_it_read(
     assert (root / ".cheesecellar" / "index" / "delta.json").read_bytes() == before
     # The read is kept in this process: the next request does not read the files again.
     assert catalog.project("delta") is project
+
+
+def _reader() -> threading.Thread | None:
+    return next((t for t in threading.enumerate() if t.name == "read-metadata"), None)
+
+
+def test_the_first_request_after_discovery_reads_the_rest_in_the_background(
+    tmp_path: Path, corpus: list[Dist], caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    _, _, scanner = _discover(root, jobs=1)
+    assert _reader() is None  # discovery itself reads nothing
+    caplog.set_level(logging.INFO, logger="cheesecellar.scanner")
+
+    assert scanner.refresh() == 0  # no page is read: only the background thread reads metadata
+    reader = _reader()  # None when it is already done
+    if reader is not None:
+        reader.join(timeout=60)
+        assert not reader.is_alive()
+
+    index = root / ".cheesecellar" / "index"
+    for minor, name in enumerate(PROJECTS, start=8):
+        doc = json.loads((index / f"{normalize(name)}.json").read_bytes())
+        assert doc["name"] == name
+        records = doc["files"].values()
+        assert len(records) == 6
+        assert all("unread" not in r and r["requires_python"] == f">=3.{minor}" for r in records)
+    listed = json.loads((index / "_projects.json").read_bytes())
+    assert listed == {normalize(name): name for name in PROJECTS}
+    assert "read the metadata of 5 project(s) found on disk in " in caplog.text
+    scanner.refresh()
+    assert _reader() is None  # once only
+
+
+def test_one_process_reads_in_the_background_and_the_others_leave_it(
+    tmp_path: Path, corpus: list[Dist]
+) -> None:
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    _, _, scanner = _discover(root, jobs=1)
+    before = _manifests(root)
+    with open(root / ".cheesecellar" / "metadata.lock", "a+b") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as another process of the server would
+        scanner.refresh()
+        reader = _reader()  # None when it has already found the lock taken
+        if reader is not None:
+            reader.join(timeout=60)
+            assert not reader.is_alive()
+    assert _manifests(root) == before  # left to the lock holder (and to page reads)

@@ -9,6 +9,7 @@ import os
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -21,7 +22,6 @@ log = logging.getLogger(__name__)
 STATE_DIR = ".cheesecellar"
 STALE_TEMP_SECONDS = 3600
 _PATHS_KEPT = 1_000_000
-_LOCK_FLAGS = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC
 
 
 def safe_join(root: Path, key: str, *, follow_links: bool = True) -> Path:
@@ -59,6 +59,8 @@ class FileStorage:
         self._lock_path = self.state / "lock"
         self._local = threading.local()
         self._doc_paths: dict[str, str] = {}  # key -> path: stat()ed on every request
+        self._thread_lock = threading.Lock()
+        self._lock_fd: tuple[int, int] | None = None  # (process id, the open lock file)
 
     def __repr__(self) -> str:
         return f"FileStorage({str(self.root)!r})"
@@ -247,18 +249,21 @@ class FileStorage:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        # One lock file serialises document writes across threads and processes. flock()
-        # excludes other open file descriptions only: each thread opens its own, and a forked
-        # process opens a new one rather than sharing its parent's.
-        held: tuple[int, int] | None = getattr(self._local, "lock", None)
-        if held is None or held[0] != os.getpid():
-            self.state.mkdir(parents=True, exist_ok=True)
-            held = self._local.lock = (os.getpid(), os.open(self._lock_path, _LOCK_FLAGS, 0o644))
-        fcntl.flock(held[1], fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(held[1], fcntl.LOCK_UN)
+        # One lock file serialises document writes across threads and processes: threads
+        # take turns here, processes by flock(), which only excludes other open file
+        # descriptions, so a forked process opens the file again rather than share its parent's.
+        with self._thread_lock:
+            if self._lock_fd is None or self._lock_fd[0] != os.getpid():
+                self.state.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                weakref.finalize(self, os.close, fd)
+                self._lock_fd = (os.getpid(), fd)
+            fd = self._lock_fd[1]
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def _fsync_dir(path: Path) -> None:
