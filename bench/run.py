@@ -153,8 +153,8 @@ def stop(proc: subprocess.Popen[bytes] | None) -> None:
 
 
 # Big trees are moved here and deleted when the run ends: on ext4 without a journal, creating
-# files in the half minute after many were deleted scans past the freed inodes, which would
-# slow the next size's first discovery by the previous size's clean-up.
+# a file within a minute (six, while the inode table is not yet written out) of many deletions
+# scans past the freed inodes, so one size's clean-up would slow the next size's discovery.
 TRASH: list[Path] = []
 
 
@@ -175,7 +175,7 @@ def copy_tree(src: Path, dst: Path, *, link: bool = False) -> None:
     if link:  # the state folder itself is copied, so the two servers never share a document
         state = dst / ".cheesecellar"
         if state.exists():
-            shutil.rmtree(state)
+            discard(state)
             subprocess.run(["cp", "-a", str(src / ".cheesecellar"), str(state)], check=True)
     (dst / corpus.MARKER).unlink(missing_ok=True)
 
@@ -653,7 +653,7 @@ def hashing(root: Path, venv: Path, logdir: Path) -> dict[str, float]:
 def prerender(port: int, names: list[str], targets: Targets, dest: Path, data: Path) -> None:
     """nginx's document root: our /simple/ pages (HTML and JSON) as files, packages/ linked."""
     if dest.exists():
-        shutil.rmtree(dest)
+        discard(dest)
     (dest / "simple").mkdir(parents=True)
     (dest / "packages").symlink_to(data)
     conn = http.client.HTTPConnection(HOST, port, timeout=60)
@@ -852,7 +852,7 @@ def run_s3(size: int, base: Path, args: argparse.Namespace, envs: dict[str, Path
     finally:
         for proc in reversed(procs):
             proc.stop()
-        shutil.rmtree(src, ignore_errors=True)
+        discard(src)
 
 
 # ----------------------------------------------------------------------------- one size
@@ -972,7 +972,7 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
             log(f"  pypiserver uploads: {ps['uploads']}")
             result["servers"]["pypiserver"] = ps
             srv.stop()
-            shutil.rmtree(ps_root, ignore_errors=True)
+            discard(ps_root)
 
         # ---------------------------------------------------------------- apache
         if args.apache:
