@@ -650,6 +650,19 @@ def hashing(root: Path, venv: Path, logdir: Path) -> dict[str, float]:
     }
 
 
+def metadata_read(logfile: Path, timeout: float) -> float | None:
+    """Seconds the server's background metadata read took, from its log line; None if it did
+    not finish within *timeout*."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = re.search(r"read the metadata of \d+ project\(s\) found on disk in ([\d.]+)s",
+                          logfile.read_text(errors="replace"))
+        if found:
+            return float(found.group(1))
+        time.sleep(0.2)
+    return None
+
+
 def prerender(port: int, names: list[str], targets: Targets, dest: Path, data: Path) -> None:
     """nginx's document root: our /simple/ pages (HTML and JSON) as files, packages/ linked."""
     if dest.exists():
@@ -887,6 +900,9 @@ def run_size(size: int, args: argparse.Namespace, envs: dict[str, Path], work: P
         servers.append(srv)
         first = f"/simple/{names[0]}/"
         wait_ready(srv.port, first, srv.proc, 600)
+        # That first page started reading the metadata discovery left unread, in the
+        # background: let it finish, so that the restart below finds the state all recorded.
+        result["hashing"]["metadata_s"] = metadata_read(sizedir / "ours.log", 600)
         srv.stop()
         srv = start_ours(envs["ours"], ours_root, sizedir)  # restart with state recorded
         servers.append(srv)
@@ -1106,7 +1122,10 @@ def report(results: list[dict], args: argparse.Namespace) -> str:
             f" {h['reindex_s']:.2f} s = {h['reindex_mb_s']:.1f} MB/s, {h['reindex_files_s']:.0f} files/s;"
             f" `sha256sum` (one process) over the same files: {h['sha256sum_s']:.2f} s ="
             f" {h['sha256sum_mb_s']:.1f} MB/s, {h['sha256sum_files_s']:.0f} files/s."
-            f" **Ratio ours/sha256sum: {h['ratio']:.2f}** (target ≥ 0.80).",
+            f" **Ratio ours/sha256sum: {h['ratio']:.2f}** (target ≥ 0.80)."
+            + (f" The server's first start then read the metadata of every project in the"
+               f" background in {h['metadata_s']:.1f} s (pages asked for meanwhile read their own)."
+               if h.get("metadata_s") is not None else ""),
             "",
         ]
     lines += s3_report(results)
