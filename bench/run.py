@@ -220,11 +220,13 @@ def install_ours(work: Path, python: str = sys.executable, name: str = "venv-our
     shutil.copytree(
         CHECKOUT,
         snap / "src-copy",
-        ignore=shutil.ignore_patterns(".git", "bench", "tests", "*.egg-info", "build", ".*cache*"),
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv*", "bench", "tests", "*.egg-info", "build", ".*cache*"
+        ),
     )
     venv = make_venv(work / name, ["--force-reinstall", "--no-deps", str(snap / "src-copy")], python)
     subprocess.run([str(venv / "bin" / "pip"), "install", "-q", str(snap / "src-copy")], check=True)
-    shutil.rmtree(snap)
+    discard(snap)
     return venv
 
 
