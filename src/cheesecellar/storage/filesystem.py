@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -66,13 +67,17 @@ class FileStorage:
         return f"FileStorage({str(self.root)!r})"
 
     def prepare(self) -> None:
-        """Create the state folder and remove temp files that crashed uploads left behind."""
+        """Create the state folder and remove temp files that crashed uploads (or batches of
+        documents, in folders of their own) left behind."""
         self.tmp.mkdir(parents=True, exist_ok=True)
         cutoff = time.time() - STALE_TEMP_SECONDS
         for entry in os.scandir(self.tmp):
             with contextlib.suppress(OSError):
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path)
+                    else:
+                        os.unlink(entry.path)
                     log.info("removed stale temp file %s", entry.path)
 
     # -- blobs -----------------------------------------------------------------------------
@@ -153,12 +158,21 @@ class FileStorage:
 
     @contextlib.contextmanager
     def deferred_sync(self) -> Iterator[None]:
-        """Documents written by this thread inside skip their fsyncs; one sync at the end."""
-        self._local.defer = True
+        """Documents written by this thread inside skip their fsyncs; one sync at the end.
+
+        Their temp files go to a folder of their own, made for the batch: a new folder lands
+        where the filesystem has room for its files' inodes, and this thread does not share
+        a directory lock with other processes writing at the same time.
+        """
+        folder = self.tmp / f"batch-{os.getpid()}-{threading.get_ident()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._local.batch = str(folder)
         try:
             yield
         finally:
-            self._local.defer = False
+            self._local.batch = None
+            with contextlib.suppress(OSError):
+                folder.rmdir()
             os.sync()
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
@@ -212,13 +226,15 @@ class FileStorage:
 
     def _write_temp(self, body: bytes) -> tuple[str, str, bool]:
         """(a new temp file holding *body*, its version, whether it was synced to disk)."""
-        durable = not getattr(self._local, "defer", False)
+        batch: str | None = getattr(self._local, "batch", None)
+        durable = batch is None
+        folder = batch or str(self.tmp)
         # Random like mkstemp's names, in one call; O_EXCL still refuses a clash.
-        tmp = os.path.join(self.tmp, f"doc-{os.urandom(8).hex()}")
+        tmp = os.path.join(folder, f"doc-{os.urandom(8).hex()}")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileNotFoundError:
-            self.tmp.mkdir(parents=True, exist_ok=True)
+            os.makedirs(folder, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(body)
