@@ -198,9 +198,17 @@ class Catalog:
                     names.append(name)
 
         def change(current: Project) -> Project | None:
+            # Only what was read is set: a yank made meanwhile stays.
             files = tuple(
-                filled[f.filename]
-                if f.unread and f.filename in filled and filled[f.filename].inode == f.inode
+                replace(
+                    f,
+                    requires_python=got.requires_python,
+                    metadata_sha256=got.metadata_sha256,
+                    unread=None,
+                )
+                if f.unread
+                and (got := filled.get(f.filename)) is not None
+                and (got.inode, got.sha256) == (f.inode, f.sha256)
                 else f
                 for f in current.files
             )

@@ -246,3 +246,32 @@ def test_one_process_reads_in_the_background_and_the_others_leave_it(
             reader.join(timeout=60)
             assert not reader.is_alive()
     assert _manifests(root) == before  # left to the lock holder (and to page reads)
+
+
+def test_a_yank_made_while_the_metadata_is_read_stays(
+    tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    _, _, scanner = _discover(root, jobs=1)
+    catalog = scanner.catalog
+    real = catalog._read_unread
+    yanked: list[str] = []
+
+    def read_while_another_process_yanks(record: Any) -> Any:
+        if not yanked:  # another process yanks 1.1 after this one read the manifest
+            yanked.extend(catalog.yank("delta", "1.1", "broken"))
+        return real(record)
+
+    monkeypatch.setattr(catalog, "_read_unread", read_while_another_process_yanks)
+    project = catalog.complete(catalog.project("delta"))
+
+    assert project is not None and len(yanked) == 2
+    by_name = {r.filename: r for r in project.files}
+    assert {by_name[name].yanked for name in yanked} == {"broken"}
+    assert {r.requires_python for r in project.files} == {">=3.11"}
+    assert not any(r.unread for r in project.files)
+    doc = json.loads((root / ".cheesecellar" / "index" / "delta.json").read_bytes())
+    assert sorted(n for n, r in doc["files"].items() if r.get("yanked") == "broken") == sorted(
+        yanked
+    )
