@@ -194,10 +194,12 @@ class Scanner:
         # Each process parses its own share of the names, shared out by what precedes the first
         # "-" (the whole name but in legacy sdists): a project's files mostly land in one share,
         # and the manifest update checks for a same distribution recorded by another process.
+        leads = [item[1][: item[1].find("-")].translate(_NO_SEPARATORS).lower() for item in found]
+        # Dealt out in turn, so every process gets a share even of a few projects.
+        share_of = {lead: n % jobs for n, lead in enumerate(sorted(set(leads)))}
         shares: list[list[Found]] = [[] for _ in range(jobs)]
-        for item in found:
-            lead = item[1][: item[1].find("-")].translate(_NO_SEPARATORS).lower()
-            shares[hash(lead) % jobs].append(item)
+        for item, lead in zip(found, leads, strict=True):
+            shares[share_of[lead]].append(item)
         children = []
         for index, share in enumerate(shares):
             receive, send = ctx.Pipe(duplex=False)
