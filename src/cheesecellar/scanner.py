@@ -123,16 +123,12 @@ class Scanner:
         assert isinstance(storage, FileStorage)
         started = time.monotonic()
         try:
-            fd = os.open(storage.state / "metadata.lock", os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                os.close(fd)
-                return  # another process is at it
-            try:
+            with open(storage.state / "metadata.lock", "a+b") as held:  # closing releases it
+                try:
+                    fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return  # another process is at it
                 count = self.catalog.complete_all()
-            finally:
-                os.close(fd)  # releases the lock
         except Exception:
             log.exception("reading the metadata of files found on disk failed; pages read it")
             return

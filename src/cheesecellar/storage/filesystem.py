@@ -11,9 +11,9 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ..errors import UnsafePath
 from .base import AlreadyExists, Conflict, disk_errors
@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 STATE_DIR = ".cheesecellar"
 STALE_TEMP_SECONDS = 3600
 _PATHS_KEPT = 1_000_000
+T = TypeVar("T")
 
 
 def safe_join(root: Path, key: str, *, follow_links: bool = True) -> Path:
@@ -193,11 +194,7 @@ class FileStorage:
         with disk_errors():
             tmp, version, durable = self._write_temp(body)
             try:
-                try:
-                    os.link(tmp, target)
-                except FileNotFoundError:  # the document's folder is new
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    os.link(tmp, target)
+                _in_folder(os.path.dirname(target), lambda: os.link(tmp, target))
             except FileExistsError:
                 raise Conflict(f"{key} changed") from None
             finally:
@@ -212,11 +209,7 @@ class FileStorage:
         with disk_errors():
             tmp, _, durable = self._write_temp(body)
             try:
-                try:
-                    os.replace(tmp, target)
-                except FileNotFoundError:  # the document's folder is new
-                    os.makedirs(os.path.dirname(target), exist_ok=True)
-                    os.replace(tmp, target)
+                _in_folder(os.path.dirname(target), lambda: os.replace(tmp, target))
             except BaseException:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp)
@@ -231,11 +224,7 @@ class FileStorage:
         folder = batch or str(self.tmp)
         # Random like mkstemp's names, in one call; O_EXCL still refuses a clash.
         tmp = os.path.join(folder, f"doc-{os.urandom(8).hex()}")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileNotFoundError:
-            os.makedirs(folder, exist_ok=True)
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = _in_folder(folder, lambda: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
         try:
             view = memoryview(body)
             while view:
@@ -280,6 +269,15 @@ class FileStorage:
                 yield
             finally:
                 fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _in_folder(folder: str, action: Callable[[], T]) -> T:
+    """action(), which makes a name in *folder*; made first when it does not exist yet."""
+    try:
+        return action()
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        return action()
 
 
 def _fsync_dir(path: Path) -> None:
