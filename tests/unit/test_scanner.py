@@ -52,6 +52,13 @@ def _discover(root: Path, jobs: int) -> tuple[int, list[tuple[int, int, str]], S
     return found, calls, scanner
 
 
+def _discovered(tmp_path: Path, corpus: list[Dist]) -> tuple[Path, Scanner]:
+    """The corpus copied into a new root and discovered by one process."""
+    root = tmp_path / "root"
+    _copy_in(corpus, root)
+    return root, _discover(root, jobs=1)[2]
+
+
 def _manifests(root: Path) -> dict[str, Any]:
     """Every manifest, without what differs between two discoveries (time, inode)."""
     docs = {}
@@ -137,9 +144,7 @@ def test_a_hashing_process_that_dies_leaves_its_share_to_the_parent(
 def test_first_use_reads_the_metadata_discovery_left_unread(
     tmp_path: Path, corpus: list[Dist]
 ) -> None:
-    root = tmp_path / "root"
-    _copy_in(corpus, root)
-    _, _, scanner = _discover(root, jobs=1)
+    root, scanner = _discovered(tmp_path, corpus)
     catalog = scanner.catalog
     found = catalog.project("beta-two")
     assert found is not None and len(found.files) == 6
@@ -179,9 +184,7 @@ def test_first_use_reads_the_metadata_discovery_left_unread(
 def test_first_use_on_a_full_or_read_only_disk_serves_what_it_read(
     tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch, refusal: Exception
 ) -> None:
-    root = tmp_path / "root"
-    _copy_in(corpus, root)
-    _, _, scanner = _discover(root, jobs=1)
+    root, scanner = _discovered(tmp_path, corpus)
     catalog = scanner.catalog
     before = (root / ".cheesecellar" / "index" / "delta.json").read_bytes()
 
@@ -205,9 +208,7 @@ def _reader() -> threading.Thread | None:
 def test_the_first_request_after_discovery_reads_the_rest_in_the_background(
     tmp_path: Path, corpus: list[Dist], caplog: pytest.LogCaptureFixture
 ) -> None:
-    root = tmp_path / "root"
-    _copy_in(corpus, root)
-    _, _, scanner = _discover(root, jobs=1)
+    root, scanner = _discovered(tmp_path, corpus)
     assert _reader() is None  # discovery itself reads nothing
     caplog.set_level(logging.INFO, logger="cheesecellar.scanner")
 
@@ -234,9 +235,7 @@ def test_the_first_request_after_discovery_reads_the_rest_in_the_background(
 def test_one_process_reads_in_the_background_and_the_others_leave_it(
     tmp_path: Path, corpus: list[Dist]
 ) -> None:
-    root = tmp_path / "root"
-    _copy_in(corpus, root)
-    _, _, scanner = _discover(root, jobs=1)
+    root, scanner = _discovered(tmp_path, corpus)
     before = _manifests(root)
     with open(root / ".cheesecellar" / "metadata.lock", "a+b") as held:
         fcntl.flock(held.fileno(), fcntl.LOCK_EX)  # as another process of the server would
@@ -251,9 +250,7 @@ def test_one_process_reads_in_the_background_and_the_others_leave_it(
 def test_a_yank_made_while_the_metadata_is_read_stays(
     tmp_path: Path, corpus: list[Dist], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = tmp_path / "root"
-    _copy_in(corpus, root)
-    _, _, scanner = _discover(root, jobs=1)
+    root, scanner = _discovered(tmp_path, corpus)
     catalog = scanner.catalog
     real = catalog._read_unread
     yanked: list[str] = []
