@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from multiprocessing import connection
 from pathlib import Path
@@ -105,8 +105,25 @@ class Scanner:
         returns the number of files recorded."""
         if self._unread:
             self._read_metadata_later()
+        # The stats alone take no lock, so requests do not queue on one another when nothing
+        # changed. A rescan under way is checked for after them: one that started before them
+        # has recorded what they saw by now, or still holds the lock.
+        if next(self._changed(), None) is None and not self._lock.locked():
+            return 0
         with self._lock:
             return self._refresh_locked(None)
+
+    def _changed(self) -> Iterator[tuple[DirKey, bool]]:
+        """Each watched directory that changed or is due a recheck, and whether it is gone."""
+        now = time.time_ns()
+        for key, (seen, recheck_at) in list(self._mtimes.items()):
+            try:
+                mtime = os.stat(self._dir_str(key)).st_mtime_ns
+            except FileNotFoundError:
+                yield key, True
+                continue
+            if mtime != seen or (recheck_at is not None and now >= recheck_at):
+                yield key, False
 
     def _read_metadata_later(self) -> None:
         """On the first request after files were discovered, read their metadata in a thread
@@ -140,17 +157,11 @@ class Scanner:
             )
 
     def _refresh_locked(self, progress: Progress | None, jobs: int = 1) -> int:
-        now = time.time_ns()
         changed: list[DirKey] = []
-        for key, (seen, recheck_at) in list(self._mtimes.items()):
-            try:
-                mtime = os.stat(self._dir_str(key)).st_mtime_ns
-            except FileNotFoundError:
+        for key, gone in list(self._changed()):
+            if gone:
                 del self._mtimes[key]
-                changed.append(key)
-                continue
-            if mtime != seen or (recheck_at is not None and now >= recheck_at):
-                changed.append(key)
+            changed.append(key)
         found: list[Found] = []
         for key in changed:
             found.extend(self._list(key))

@@ -272,3 +272,45 @@ def test_a_yank_made_while_the_metadata_is_read_stays(
     assert sorted(n for n, r in doc["files"].items() if r.get("yanked") == "broken") == sorted(
         yanked
     )
+
+
+def test_a_request_during_a_rescan_waits_for_the_files_it_records(
+    tmp_path: Path,
+    corpus: list[Dist],
+    make_wheel: WheelFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Requests skip the scanner's lock when no directory changed; one that comes while another
+    request rescans (the directory's new mtime already noted, the new file not yet recorded)
+    must still wait for it rather than answer without the file."""
+    root, scanner = _discovered(tmp_path, corpus)
+    monkeypatch.setattr(scanner_module, "_SETTLE_NS", -1)  # every mtime is trusted at once
+    scanner.catalog.complete_all()
+    assert scanner.refresh() == 0
+    hashing, go_on = threading.Event(), threading.Event()
+    real = scanner._adopt_all
+
+    def slow_hashing(*args: Any) -> None:
+        hashing.set()
+        assert go_on.wait(timeout=30)
+        real(*args)
+
+    monkeypatch.setattr(scanner, "_adopt_all", slow_hashing)
+    shutil.copy(make_wheel("delta", "3.0").path, root / "delta-3.0-py3-none-any.whl")
+    results: dict[str, int] = {}
+    first = threading.Thread(target=lambda: results.update(first=scanner.refresh()))
+    first.start()
+    assert hashing.wait(timeout=30)
+    second = threading.Thread(target=lambda: results.update(second=scanner.refresh()))
+    second.start()
+    second.join(timeout=0.5)
+    waited = second.is_alive() and results == {}
+    go_on.set()
+    first.join(timeout=30)
+
+    assert waited  # for the rescan to finish, not answering without the new file
+    second.join(timeout=30)
+    assert results == {"first": 1, "second": 0}
+    project = scanner.catalog.project("delta")
+    assert project is not None
+    assert "delta-3.0-py3-none-any.whl" in {r.filename for r in project.files}
