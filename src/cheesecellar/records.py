@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -58,10 +59,17 @@ class FileRecord:
 
     @property
     def sort_key(self) -> tuple[Any, ...]:
-        try:
-            return (0, Version(self.version), self.filename)
-        except (InvalidVersion, ValueError):
-            return (-1, self.version, self.filename)
+        return (*_version_key(self.version), self.filename)
+
+
+@functools.lru_cache(maxsize=4096)
+def _version_key(version: str) -> tuple[int, Any]:
+    # Parsed once per distinct version: a manifest read sorts its files by version, and the
+    # same versions recur across projects.
+    try:
+        return (0, Version(version))
+    except (InvalidVersion, ValueError):
+        return (-1, version)
 
 
 _JSON_FIELDS = tuple(f.name for f in dataclasses.fields(FileRecord) if f.name != "filename")

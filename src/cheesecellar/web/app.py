@@ -168,16 +168,19 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
                 raise NotFound(f"Not a valid project name: {name!r}")
             return redirect(f"../{urlquote(normalized, safe='')}/")
         refresh()
+        # A page rendered from this very manifest is sent without reading the manifest.
+        version = catalog.project_version(normalized)
+        page = cache.get((normalized, chosen), version) if version is not None else None
+        if page is not None:
+            return send_page(page)
         project = catalog.complete(catalog.project(normalized))
         if project is None or not project.files:
             if config.fallback_url:
                 target = config.fallback_url.rstrip("/") + f"/{urlquote(normalized)}/"
                 return HTTPResponse(status=303, headers={"Location": target, "Content-Type": TEXT})
             raise NotFound(f"No project named {name!r} on this index.")
-        page = cache.get((normalized, chosen), project.version)
-        if page is None:
-            page = pages.render_project(project, chosen, config.hash_algo)
-            cache.put((normalized, chosen), project.version, page)
+        page = pages.render_project(project, chosen, config.hash_algo)
+        cache.put((normalized, chosen), project.version, page)
         return send_page(page)
 
     @app.route("/packages", method=["GET", "HEAD"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
-import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -14,6 +12,7 @@ from urllib.parse import quote as _quote
 
 from bottle import SimpleTemplate
 
+from ..cache import VersionedCache
 from ..records import FileRecord, Project
 from .negotiate import HTML, V1_HTML, V1_JSON
 
@@ -105,49 +104,12 @@ def _file_json(record: FileRecord) -> dict[str, Any]:
     return data
 
 
-class PageCache:
-    """Rendered pages keyed by what they were rendered from, within *max_bytes*; safe across
-    threads.
-
-    A random page makes room for a new one. Least-recently-used would drop every page just
-    before it is asked for again when clients cycle through more projects than fit (a mirror
-    or a benchmark walking the index); random eviction keeps most of them.
-    """
+class PageCache(VersionedCache[tuple[str, str], Page]):
+    """Rendered pages keyed by (project, media type), each as of one version of what it was
+    rendered from, within *max_bytes* of bodies."""
 
     def __init__(self, max_bytes: int = 32 * 1024 * 1024) -> None:
-        self._lock = threading.Lock()
-        self._pages: dict[tuple[str, str], tuple[str, Page]] = {}
-        self._keys: list[tuple[str, str]] = []  # the same keys, for picking one at random
-        self._slots: dict[tuple[str, str], int] = {}  # key -> its index in _keys
-        self._bytes = 0
-        self._random = random.Random(0)
-        self.max_bytes = max_bytes
-
-    def get(self, key: tuple[str, str], version: str) -> Page | None:
-        hit = self._pages.get(key)
-        return hit[1] if hit is not None and hit[0] == version else None
-
-    def put(self, key: tuple[str, str], version: str, page: Page) -> None:
-        with self._lock:
-            self._drop(key)
-            while self._keys and self._bytes + len(page.body) > self.max_bytes:
-                self._drop(self._keys[self._random.randrange(len(self._keys))])
-            self._pages[key] = (version, page)
-            self._slots[key] = len(self._keys)
-            self._keys.append(key)
-            self._bytes += len(page.body)
-
-    def _drop(self, key: tuple[str, str]) -> None:
-        old = self._pages.pop(key, None)
-        if old is None:
-            return
-        self._bytes -= len(old[1].body)
-        # Swap the last key into this one's slot: O(1) removal from the list.
-        slot = self._slots.pop(key)
-        last = self._keys.pop()
-        if last != key:
-            self._keys[slot] = last
-            self._slots[last] = slot
+        super().__init__(max_bytes, lambda page: len(page.body))
 
 
 MEDIA_TYPES = (HTML, V1_HTML, V1_JSON)
