@@ -13,6 +13,7 @@ application = app(
     authenticate=["update"],
     redirect_to_fallback=False,
 )
-# The records loaded at start-up live as long as the process: keep the cyclic garbage
-# collector's full passes from walking them all (long pauses with many files).
+# What start-up loaded (the list of files on disk, the records kept) lives as long as the
+# process: keep the cyclic garbage collector's full passes from walking it all (long pauses
+# with many files).
 gc.freeze()

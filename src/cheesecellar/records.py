@@ -48,7 +48,7 @@ class FileRecord:
     @classmethod
     def from_json(cls, filename: str, data: dict[str, Any]) -> FileRecord:
         fields = {k: v for k, v in data.items() if k in _JSON_FIELD_SET}
-        # A process holds every record: share the strings that repeat (a flat file's path is
+        # A process holds many records: share the strings that repeat (a flat file's path is
         # its name; versions and Requires-Python recur across files).
         if fields.get("path") == filename:
             fields["path"] = filename
