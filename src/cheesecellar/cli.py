@@ -418,8 +418,8 @@ def _serve(args: argparse.Namespace) -> int:
     if isinstance(args.workers, bool) or not isinstance(args.workers, int) or args.workers < 1:
         raise CheesecellarError(f"--workers must be a whole number from 1, not {args.workers!r}")
     application = with_access_log(create_app(config, ProgressBar(), jobs=_jobs()))
-    # What start-up loaded (the list of files on disk) lives as long as the server: keep it out of the
-    # cyclic collector's full passes, which otherwise walk it all and stall requests.
+    # What start-up loaded (the list of files on disk) lives as long as the server: keep it out
+    # of the cyclic collector's full passes, which otherwise walk it all and stall requests.
     gc.freeze()
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
     options: dict[str, Any] = dict(

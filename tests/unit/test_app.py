@@ -5,6 +5,7 @@ Every request goes through ``cheesecellar.app(...)`` via the PEP 3333 client in 
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
@@ -592,7 +593,7 @@ def test_simple_root_page(populated: Client) -> None:
     response, page = populated.page("/simple/")
     assert response.status == 200
     assert response.header("Content-Type") == "text/html; charset=utf-8"
-    assert response.header("Vary") == "Accept"
+    assert response.header("Vary") == "Accept, Accept-Encoding"
     assert page.meta("pypi:repository-version") in API_VERSIONS
     assert [a.href for a in page.anchors] == ["demo-pkg/", "other-proj/"]
     # PEP 503: the text is the project's name (display or normalized form).
@@ -603,7 +604,7 @@ def test_simple_project_page(populated: Client, wheel: Dist, sdist: Dist) -> Non
     response, page = populated.page("/simple/demo-pkg/")
     assert response.status == 200
     assert response.header("Content-Type") == "text/html; charset=utf-8"
-    assert response.header("Vary") == "Accept"
+    assert response.header("Vary") == "Accept, Accept-Encoding"
     assert page.meta("pypi:repository-version") in API_VERSIONS
     by_text = {a.text: a for a in page.anchors}
     assert sorted(by_text) == sorted([wheel.filename, sdist.filename])
@@ -658,7 +659,7 @@ def test_simple_project_json(populated: Client, wheel: Dist, sdist: Dist) -> Non
     response = populated.get("/simple/demo-pkg/", Accept=V1_JSON)
     assert response.status == 200
     assert response.header("Content-Type") == V1_JSON
-    assert response.header("Vary") == "Accept"
+    assert response.header("Vary") == "Accept, Accept-Encoding"
     doc = json.loads(response.body)
     assert list(doc["meta"]) == ["api-version"]
     assert doc["meta"]["api-version"] in API_VERSIONS
@@ -710,7 +711,7 @@ def test_negotiated_pages(
         response = populated.request("GET", url + query, headers=headers)
         assert response.status == 200
         assert response.media_type == media_type
-        assert response.header("Vary") == "Accept"
+        assert response.header("Vary") == "Accept, Accept-Encoding"
 
 
 @pytest.mark.parametrize("url", ["/simple/", "/simple/demo-pkg/"])
@@ -723,6 +724,38 @@ def test_not_acceptable_is_406(populated: Client, url: str, accept: str | None, 
     assert response.status == 406
     assert response.media_type == "text/plain"
     assert V1_JSON in response.text and "text/html" in response.text
+
+
+@pytest.mark.parametrize("url", ["/simple/", "/simple/demo-pkg/"])
+@pytest.mark.parametrize("accept", [None, V1_JSON])
+def test_pages_are_gzip_coded_for_clients_that_accept_it(
+    populated: Client, url: str, accept: str | None
+) -> None:
+    media = {"Accept": accept} if accept else {}
+    plain = populated.request("GET", url, headers=media)
+    coded = populated.request("GET", url, headers={**media, "Accept-Encoding": "gzip, deflate"})
+
+    assert (plain.status, coded.status) == (200, 200)
+    assert plain.header("Content-Encoding") is None
+    assert coded.header("Content-Encoding") == "gzip"
+    assert gzip.decompress(coded.body) == plain.body
+    assert coded.header("Content-Type") == plain.header("Content-Type")
+    assert coded.header("Content-Length") == str(len(coded.body))
+    for response in (plain, coded):
+        assert response.header("Vary") == "Accept, Accept-Encoding"
+    # Each coding has its own validator, and each revalidates only itself.
+    assert coded.header("ETag") == plain.header("ETag")[:-1] + '-gzip"'
+    again = populated.request(
+        "GET",
+        url,
+        headers={**media, "Accept-Encoding": "gzip", "If-None-Match": coded.header("ETag")},
+    )
+    assert (again.status, again.body) == (304, b"")
+    assert again.header("ETag") == coded.header("ETag")
+    stale = populated.request("GET", url, headers={**media, "If-None-Match": coded.header("ETag")})
+    assert (stale.status, stale.body) == (200, plain.body)
+    head = populated.request("HEAD", url, headers={**media, "Accept-Encoding": "gzip"})
+    assert (head.status, head.body, head.header("Content-Encoding")) == (200, b"", "gzip")
 
 
 def test_page_etag_gives_304(populated: Client) -> None:

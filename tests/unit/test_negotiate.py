@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cheesecellar.web.negotiate import HTML, V1_HTML, V1_JSON, choose
+from cheesecellar.web.negotiate import HTML, V1_HTML, V1_JSON, accepts_gzip, choose
 
 PIP = (
     "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
@@ -79,3 +79,27 @@ def test_accept_header(accept: str | None, answer: str | None) -> None:
 )
 def test_format_parameter(accept: str | None, fmt: str, answer: str | None) -> None:
     assert choose(accept, fmt) == answer
+
+
+@pytest.mark.parametrize(
+    ("accept_encoding", "gzipped"),
+    [
+        (None, False),  # no header: the page as rendered
+        ("", False),
+        ("gzip, deflate", True),  # pip (requests)
+        ("gzip, deflate, br, zstd", True),
+        ("GZIP", True),
+        ("x-gzip", True),
+        ("identity", False),
+        ("br", False),
+        ("*", True),
+        ("*;q=0", False),
+        ("gzip;q=0, *", False),  # listed with q=0: refused even though * allows any
+        ("gzip;q=0.001", True),
+        ("gzip;q=0.0", False),
+        ("gzip;q=abc", False),
+        ("deflate, gzip;q=2", False),  # q out of range counts as 0
+    ],
+)
+def test_gzip_is_sent_only_when_accepted(accept_encoding: str | None, gzipped: bool) -> None:
+    assert accepts_gzip(accept_encoding) is gzipped

@@ -3,11 +3,13 @@ keeps most pages when clients cycle through more than fit."""
 
 from __future__ import annotations
 
-from cheesecellar.web.pages import Page, PageCache
+import gzip
+
+from cheesecellar.web.pages import Page, PageCache, render_root
 
 
 def page(size: int, tag: str = "") -> Page:
-    return Page(tag.encode().ljust(size, b"x"), "text/html", f'"{tag}"')
+    return Page(gzip=tag.encode().ljust(size, b"x"), content_type="text/html", etag=f'"{tag}"')
 
 
 def test_a_page_is_served_only_for_the_version_it_was_rendered_from() -> None:
@@ -49,3 +51,17 @@ def test_cycling_through_more_pages_than_fit_keeps_most_of_them() -> None:
                 cache.put(key, "1", page(100))
     # Least-recently-used would hit nothing here; random eviction keeps well over half.
     assert hits > 0.5 * 4 * 1000, hits
+
+
+def test_pages_are_kept_gzip_coded_and_a_large_one_also_as_rendered() -> None:
+    small = render_root({"demo": "Demo"}, "text/html")
+    assert small.plain is None  # inflated per request for clients that do not take gzip
+    assert gzip.decompress(small.gzip) == small.body
+    assert b'<a href="demo/">Demo</a>' in small.body
+    assert small.size == len(small.gzip) < len(small.body)
+
+    names = {f"project-{n:05d}": f"Project-{n:05d}" for n in range(3000)}
+    large = render_root(names, "text/html")
+    assert large.plain is not None and len(large.plain) > 64 * 1024
+    assert gzip.decompress(large.gzip) == large.body == large.plain
+    assert large.size == len(large.gzip) + len(large.plain)

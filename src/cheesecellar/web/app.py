@@ -83,15 +83,20 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
         return chosen
 
     def send_page(page: pages.Page) -> HTTPResponse:
+        gzipped = negotiate.accepts_gzip(header("Accept-Encoding"))
         headers = {
             "Content-Type": page.content_type,
-            "ETag": page.etag,
-            "Vary": "Accept",
+            "ETag": page.gzip_etag if gzipped else page.etag,
+            "Vary": "Accept, Accept-Encoding",
             "Cache-Control": page_cache_control,
         }
-        if page.etag in (header("If-None-Match") or ""):
+        if headers["ETag"] in (header("If-None-Match") or ""):
             return HTTPResponse(status=304, headers=headers)
-        return HTTPResponse(body=b"" if request.method == "HEAD" else page.body, headers=headers)
+        if gzipped:
+            headers["Content-Encoding"] = "gzip"
+        if request.method == "HEAD":
+            return HTTPResponse(body=b"", headers=headers)
+        return HTTPResponse(body=page.gzip if gzipped else page.body, headers=headers)
 
     def redirect(location: str, status: int = 301) -> HTTPResponse:
         query = request.query_string

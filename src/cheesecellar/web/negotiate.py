@@ -1,4 +1,5 @@
-"""PEP 691 content negotiation for the simple pages: Accept with q-values and ?format=."""
+"""Content negotiation for the simple pages: PEP 691 media types (Accept with q-values and
+?format=), and gzip (Accept-Encoding)."""
 
 from __future__ import annotations
 
@@ -49,6 +50,19 @@ def _quality(offer: str, ranges: list[tuple[str, float]]) -> float:
         if best is None or rank > best[0]:
             best = (rank, q)
     return best[1] if best else 0.0
+
+
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether a gzip-coded body may be sent (RFC 9110 §12.5.3): gzip (or x-gzip) listed, or
+    covered by ``*``, with a q above 0. Without the header only the page as rendered is sent:
+    a client that sends none may not decode."""
+    if not accept_encoding:
+        return False
+    ranges = _ranges(accept_encoding)
+    listed = [q for coding, q in ranges if coding in ("gzip", "x-gzip")]
+    if listed:
+        return max(listed) > 0
+    return any(coding == "*" and q > 0 for coding, q in ranges)
 
 
 def choose(accept: str | None, format_param: str | None = None) -> str | None:
