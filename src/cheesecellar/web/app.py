@@ -94,9 +94,10 @@ def create_app(config: Config, progress: Progress | None = None, *, jobs: int = 
             return HTTPResponse(status=304, headers=headers)
         if gzipped:
             headers["Content-Encoding"] = "gzip"
-        if request.method == "HEAD":
-            return HTTPResponse(body=b"", headers=headers)
-        return HTTPResponse(body=page.gzip if gzipped else page.body, headers=headers)
+        body = page.gzip if gzipped else page.body
+        if request.method == "HEAD":  # the GET's headers, its length included
+            return HTTPResponse(body=b"", headers={**headers, "Content-Length": str(len(body))})
+        return HTTPResponse(body=body, headers=headers)
 
     def redirect(location: str, status: int = 301) -> HTTPResponse:
         query = request.query_string
