@@ -63,7 +63,7 @@ class Page:
         return len(self.gzip) + len(self.plain or b"")
 
 
-def make_page(body: str | bytes, media_type: str) -> Page:
+def _page(body: str | bytes, media_type: str) -> Page:
     data = body.encode() if isinstance(body, str) else body
     content_type = f"{media_type}; charset=utf-8" if media_type != V1_JSON else media_type
     return Page(
@@ -83,8 +83,8 @@ def render_root(names: dict[str, str], media_type: str) -> Page:
     ordered = sorted(names.items())
     if media_type == V1_JSON:
         doc = {"meta": {"api-version": API_VERSION}, "projects": [{"name": n} for _, n in ordered]}
-        return make_page(json.dumps(doc), V1_JSON)
-    return make_page(
+        return _page(json.dumps(doc), V1_JSON)
+    return _page(
         template("root").render(projects=ordered, quote=quote, api_version=API_VERSION), media_type
     )
 
@@ -92,7 +92,7 @@ def render_root(names: dict[str, str], media_type: str) -> Page:
 def render_project(project: Project, media_type: str, hash_algo: str | None) -> Page:
     files = _visible(project)
     if media_type == V1_JSON:
-        return make_page(json.dumps(_project_json(project, files)), V1_JSON)
+        return _page(json.dumps(_project_json(project, files)), V1_JSON)
 
     def fragment(record: FileRecord) -> str:
         return f"#sha256={record.sha256}" if hash_algo else ""
@@ -100,7 +100,7 @@ def render_project(project: Project, media_type: str, hash_algo: str | None) -> 
     body = template("project").render(
         project=project, files=files, quote=quote, fragment=fragment, api_version=API_VERSION
     )
-    return make_page(body, media_type)
+    return _page(body, media_type)
 
 
 def _project_json(project: Project, files: list[FileRecord]) -> dict[str, Any]:
