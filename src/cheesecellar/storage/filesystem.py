@@ -178,44 +178,35 @@ class FileStorage:
 
     def write_doc(self, key: str, body: bytes, *, expect_version: str | None) -> str:
         if expect_version is None:
-            return self._create_doc(key, body)
-        with self._locked(), disk_errors():
+            # link() never replaces a name: an atomic create-if-absent, without the lock.
+            try:
+                return self._place(key, body, os.link)
+            except FileExistsError:
+                raise Conflict(f"{key} changed") from None
+        with self._locked():
             if self.doc_version(key) != expect_version:
                 raise Conflict(f"{key} changed")
-            self.put_doc(key, body)
-            version = self.doc_version(key)
-            assert version is not None
-            return version
+            return self._place(key, body, os.replace)
 
-    def _create_doc(self, key: str, body: bytes) -> str:
-        # link() never replaces a name: an atomic create-if-absent, without the lock. The
-        # version is the new file's, known before it is linked (a link keeps inode and mtime).
+    def put_doc(self, key: str, body: bytes) -> None:
+        # Atomic without the lock: a reader sees the old body or the new one, never a mix.
+        self._place(key, body, os.replace)
+
+    def _place(self, key: str, body: bytes, move: Callable[[str, str], None]) -> str:
+        """Write *body* to a temp file and ``move(temp, path)`` it to the document's path;
+        returns the document's version, the temp file's (a link or a rename keeps the inode,
+        the mtime and the size)."""
         target = self._doc_str(key)
         with disk_errors():
             tmp, version, durable = self._write_temp(body)
             try:
-                _in_folder(os.path.dirname(target), lambda: os.link(tmp, target))
-            except FileExistsError:
-                raise Conflict(f"{key} changed") from None
+                _in_folder(os.path.dirname(target), lambda: move(tmp, target))
             finally:
-                os.unlink(tmp)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)  # left beside a link, or by a failed move
             if durable:
                 _fsync_dir(Path(target).parent)
             return version
-
-    def put_doc(self, key: str, body: bytes) -> None:
-        # Atomic without the lock: a reader sees the old body or the new one, never a mix.
-        target = self._doc_str(key)
-        with disk_errors():
-            tmp, _, durable = self._write_temp(body)
-            try:
-                _in_folder(os.path.dirname(target), lambda: os.replace(tmp, target))
-            except BaseException:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
-                raise
-            if durable:
-                _fsync_dir(Path(target).parent)
 
     def _write_temp(self, body: bytes) -> tuple[str, str, bool]:
         """(a new temp file holding *body*, its version, whether it was synced to disk)."""
