@@ -161,7 +161,10 @@ def _run_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--health-endpoint", default="/health", help="default: /health")
     parser.add_argument("--welcome", metavar="FILE", help="HTML file for the welcome page")
     parser.add_argument(
-        "--server", default="auto", choices=("auto", "waitress"), help="WSGI server (waitress)"
+        "--server",
+        default="auto",
+        choices=("auto", "builtin", "waitress"),
+        help="HTTP server: builtin (asyncio; the default, also 'auto') or waitress",
     )
     parser.add_argument(
         "--backend",
@@ -399,9 +402,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import waitress
-
-    from .web import create_app, with_access_log
+    from .web import create_app, quick_requests, with_access_log
     from .workers import listening_sockets, serve_forked
 
     config = config_from_args(args)
@@ -422,18 +423,44 @@ def _serve(args: argparse.Namespace) -> int:
     # of the cyclic collector's full passes, which otherwise walk it all and stall requests.
     gc.freeze()
     prefix = "/" + args.server_base_url.strip("/") if args.server_base_url.strip("/") else ""
-    options: dict[str, Any] = dict(
-        threads=args.threads,
-        url_prefix=prefix,
-        # Bodies over the upload limit are refused (413) before they are read, not after.
-        max_request_body_size=config.max_upload_bytes + UPLOAD_FORM_OVERHEAD,
-        ident="cheesecellar",
-    )
+    # Bodies over the upload limit are refused (413) before they are read, not after.
+    max_body = config.max_upload_bytes + UPLOAD_FORM_OVERHEAD
+
+    def make_server(app: Any, sockets: list[socket.socket] | None = None) -> Any:
+        if args.server == "waitress":
+            import waitress
+
+            where: dict[str, Any] = (
+                {"sockets": sockets} if sockets else {"host": config.host, "port": config.port}
+            )
+            return waitress.create_server(
+                app,
+                threads=args.threads,
+                url_prefix=prefix,
+                max_request_body_size=max_body,
+                ident="cheesecellar",
+                **where,
+            )
+        from .httpserver import HttpServer
+
+        if sockets is None:
+            sockets = listening_sockets(config.host, config.port, 1)
+        return HttpServer(
+            app,
+            sockets=sockets,
+            threads=args.threads,
+            url_prefix=prefix,
+            max_request_body_size=max_body,
+            inline=quick_requests(config),
+        )
+
+    if args.threads < 1:
+        raise CheesecellarError(f"--threads must be a whole number from 1, not {args.threads!r}")
     if args.workers > 1:
         sockets = listening_sockets(config.host, config.port, args.workers)
         port = sockets[0].getsockname()[1]
     else:
-        server = waitress.create_server(application, host=config.host, port=config.port, **options)
+        server = make_server(application)
         port = server.effective_port
     shown = "localhost" if config.host in ("0.0.0.0", "::", "") else config.host
     url = f"http://{shown}:{port}{prefix}/"
@@ -459,7 +486,7 @@ def _serve(args: argparse.Namespace) -> int:
             else:
                 app = with_access_log(create_app(config))
                 gc.freeze()
-            _run_until_stopped(waitress.create_server(app, sockets=[sock], **options))
+            _run_until_stopped(make_server(app, [sock]))
 
         def release() -> None:
             built.clear()

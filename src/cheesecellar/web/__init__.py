@@ -7,9 +7,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..config import Config
 from .app import create_app
 
-__all__ = ["create_app", "with_access_log"]
+__all__ = ["create_app", "quick_requests", "with_access_log"]
 
 log = logging.getLogger("cheesecellar.access")
 
@@ -46,3 +47,20 @@ def with_access_log(app: WSGIApp) -> WSGIApp:
         return result
 
     return logged
+
+
+def quick_requests(config: Config) -> Callable[[dict[str, Any]], bool] | None:
+    """The requests this app answers without waiting on anything slow, for a server that runs
+    those on its event loop; None when there are none.
+
+    With packages on a local disk and reads open to all, a GET or HEAD touches only that disk
+    (a rescan, a wheel's metadata read once) and never checks a password; an object store is
+    the network, and a password check (bcrypt) takes a tenth of a second.
+    """
+    if config.storage or {"list", "download"} & config.authenticate or config.auther:
+        return None
+
+    def quick(environ: dict[str, Any]) -> bool:
+        return environ["REQUEST_METHOD"] in ("GET", "HEAD")
+
+    return quick
