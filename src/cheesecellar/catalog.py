@@ -55,10 +55,11 @@ PROJECTS_DOC = "index/_projects.json"
 CHUNK = 1024 * 1024
 _READ_WHOLE = 16 * 1024 * 1024
 _CAS_ATTEMPTS = 40
-# Records of recently read projects kept per process, ~600 bytes each: an index of 100,000
-# files is held whole (a manifest read and parsed costs ~100 µs more than a kept one), and a
-# larger one stops growing the process at ~70 MB of records.
-_RECORDS_KEPT = 120_000
+# Records of recently read projects kept per process, ~600 bytes each (~18 MB in all). A page
+# kept in the page cache is sent without its records, so they are needed only to render a
+# page, for a download or a .metadata file: a project dropped from here costs one manifest
+# read (~100 µs) then. Holding a whole 100,000-file index took ~55 MB more for no faster page.
+_RECORDS_KEPT = 30_000
 
 
 def manifest_key(normalized: str) -> str:

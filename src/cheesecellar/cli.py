@@ -438,7 +438,7 @@ def _serve(args: argparse.Namespace) -> int:
                 threads=args.threads,
                 url_prefix=prefix,
                 max_request_body_size=max_body,
-                ident="cheesecellar",
+                ident="cheesecellar (waitress)",
                 **where,
             )
         from .httpserver import HttpServer

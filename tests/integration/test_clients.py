@@ -50,13 +50,23 @@ def downloaded_from(server: Server, *files: Path) -> None:
         assert resp.body == path.read_bytes()
 
 
+@pytest.mark.parametrize("http_server", ["default", "waitress"])
 def test_twine_upload_then_pip_install(
-    server: Server,
+    server_factory: ServerFactory,
+    htpasswd: Path,
+    http_server: str,
     dist01: Dist,
     twine_upload: TwineUpload,
     client_venv: Venv,
     tmp_path: Path,
 ) -> None:
+    """With the built-in HTTP server (the default) and with `--server waitress`."""
+    options: list[str | Path] = ["-P", htpasswd, "-a", "update"]
+    if http_server == "waitress":
+        options += ["--server", "waitress"]
+    server = server_factory(options)
+    expected = "cheesecellar (waitress)" if http_server == "waitress" else "cheesecellar"
+    assert server.get("/health").headers["Server"] == expected
     twine_upload(server, dist01.wheel, dist01.sdist)
 
     for dist in (dist01.wheel, dist01.sdist):
