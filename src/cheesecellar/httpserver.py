@@ -218,6 +218,7 @@ class _Connection(asyncio.Protocol):
         self.last_active = self.loop.time()
         self.paused = False  # the transport's write buffer is full
         self.eof = False  # the client sent all it will send
+        self.scanned = 0  # bytes of buf already searched for the end of a head
         self.drained: asyncio.Future[None] | None = None
         self.base: dict[str, Any] = {}
 
@@ -259,8 +260,10 @@ class _Connection(asyncio.Protocol):
         self.buf += data
         if self.state in ("head", "body"):
             self._advance()
-        elif len(self.buf) > MAX_HEAD and self.transport is not None:
-            self.transport.pause_reading()  # pipelined requests pile up: read them later
+        if len(self.buf) > MAX_HEAD and self.transport is not None:
+            # Requests pile up while one runs, or while the client reads none of the answers
+            # (which would otherwise all be held here): read more once that changes.
+            self.transport.pause_reading()
 
     def eof_received(self) -> bool | None:
         self.eof = True
@@ -275,12 +278,18 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
+        elif self.state in ("head", "body") and self.transport is not None:
+            self._advance()  # the requests that came while the client read nothing
+            if self.state in ("head", "body"):
+                self.transport.resume_reading()
 
     # reading requests
 
     def _advance(self) -> None:
         try:
             while self.state in ("head", "body"):
+                if self.paused:
+                    return  # answers wait in the transport: no more until the client reads
                 if self.state == "head":
                     request = self._read_head()
                     if request is None:
@@ -311,13 +320,18 @@ class _Connection(asyncio.Protocol):
 
     def _read_head(self) -> _Request | None:
         buf = self.buf
-        while buf[:2] == b"\r\n":  # RFC 9112 §2.2: empty lines before a request are ignored
-            del buf[:2]
-        end = buf.find(b"\r\n\r\n")
+        if not self.scanned:
+            while buf[:2] == b"\r\n":  # RFC 9112 §2.2: empty lines before a request are ignored
+                del buf[:2]
+        # Search only what came since the last look: a head sent a byte at a time must not
+        # cost a search of the whole buffer per byte.
+        end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))
         if end < 0:
             if len(buf) > MAX_HEAD:
                 raise HttpError(431, "Request header fields too large.")
+            self.scanned = len(buf)
             return None
+        self.scanned = 0
         if end > MAX_HEAD:
             raise HttpError(431, "Request header fields too large.")
         lines = bytes(buf[:end]).split(b"\r\n")

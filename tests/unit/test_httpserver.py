@@ -19,6 +19,7 @@ from cheesecellar.httpserver import HttpServer
 
 LIMIT = 64 * 1024
 BIG = bytes(range(256)) * 2048  # 512 KiB: streamed, not held
+MID = bytes(range(256)) * 512  # 128 KiB: held whole
 
 
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -29,6 +30,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/big":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return (BIG[i : i + 10000] for i in range(0, len(BIG), 10000))
+    if path == "/mid":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return [MID]
     if path == "/big-then-fail":
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
 
@@ -490,3 +494,37 @@ def test_a_client_that_stops_reading_frees_its_thread(start: Callable[..., Runni
         # and the one thread serves the next client.
         status, _, body = server.exchange(b"GET /big HTTP/1.1\r\n\r\n")
         assert (status, body) == (b"HTTP/1.1 200 OK", BIG)
+
+
+def test_a_head_sent_a_byte_at_a_time_is_read(start: Callable[..., Running]) -> None:
+    server = start()
+    with server.connect() as conn:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for byte in b"\r\nGET /slowly?x HTTP/1.1\r\nX-Test: 1\r\n\r\n":
+            conn.send(bytes([byte]))
+        status, _, body = conn.response()
+    assert status == b"HTTP/1.1 200 OK"
+    assert body.split(b"\n")[0] == echoed("GET", "", "/slowly", "x")
+
+
+def test_answers_a_client_does_not_read_are_not_piled_up(start: Callable[..., Running]) -> None:
+    """A client that sends request after request and reads nothing makes the server stop
+    answering (and reading) once the socket buffers are full, instead of holding every answer
+    in memory; when it reads again, it gets every answer, in order."""
+    server = start()
+    count = 1000  # 1,000 answers of 128 KiB: 125 MiB if they were all held
+    with server.connect() as conn:
+        conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        conn.send(b"GET /mid HTTP/1.1\r\nHost: x\r\n\r\n" * count)
+        held = []
+        for _ in range(50):  # bounded: what the server holds settles within a few steps
+            time.sleep(0.05)
+            held = [
+                c.transport.get_write_buffer_size()
+                for c in list(server.server.connections)
+                if c.transport is not None
+            ]
+        assert held and max(held) < 16 * 1024 * 1024, held
+        for _ in range(count):
+            status, _, body = conn.response()
+            assert (status, body) == (b"HTTP/1.1 200 OK", MID)
