@@ -37,7 +37,6 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
@@ -54,6 +53,19 @@ _VERSION = re.compile(rb"HTTP/(\d)\.(\d)\Z")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}\Z")
 _STATUS = re.compile(r"[1-5]\d\d [^\r\n]*\Z")
 _NO_BODY = ("1", "204", "304")  # statuses (prefixes) that never carry a body
+# RFC 9110's reason phrases for what the server answers itself (http.HTTPStatus's differ
+# between Python versions: 413 is "Request Entity Too Large" before 3.13).
+_PHRASES = {
+    400: "Bad Request",
+    404: "Not Found",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    417: "Expectation Failed",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    505: "HTTP Version Not Supported",
+}
 
 
 class HttpError(Exception):
@@ -182,7 +194,7 @@ class _Body:
 def _error(status: int, message: str, version: str = "HTTP/1.1") -> bytes:
     body = (message + "\n").encode("utf-8")
     return (
-        f"{version} {status} {HTTPStatus(status).phrase}\r\n"
+        f"{version} {status} {_PHRASES[status]}\r\n"
         f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n"
         f"Connection: close\r\nDate: {_date()}\r\n\r\n"
     ).encode("latin-1") + body

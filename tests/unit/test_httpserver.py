@@ -264,7 +264,7 @@ def test_declared_body_over_the_limit_is_refused_unread(start: Callable[..., Run
         conn.send(f"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: {LIMIT + 1}\r\n\r\n".encode())
         status, headers, body = conn.response()
         assert conn.rest() == b""  # and the connection is closed
-    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    assert status == b"HTTP/1.1 413 Content Too Large"
     assert headers["connection"] == "close"
     assert body == b"Request body too large.\n"
 
@@ -275,7 +275,7 @@ def test_chunked_body_over_the_limit_is_refused(start: Callable[..., Running]) -
     status, _, body = server.exchange(
         b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + piece * 3
     )
-    assert status == b"HTTP/1.1 413 Request Entity Too Large"
+    assert status == b"HTTP/1.1 413 Content Too Large"
     assert body == b"Request body too large.\n"
 
 
