@@ -335,9 +335,12 @@ class _Connection(asyncio.Protocol):
 
     def _read_head(self) -> _Request | None:
         buf = self.buf
-        if not self.scanned:
-            while buf[:2] == b"\r\n":  # RFC 9112 §2.2: empty lines before a request are ignored
-                del buf[:2]
+        blank = 0
+        while buf[blank : blank + 2] == b"\r\n":  # RFC 9112 §2.2: empty lines before a
+            blank += 2  # request are ignored
+        if blank:
+            del buf[:blank]
+            self.scanned = max(0, self.scanned - blank)
         # Search only what came since the last look: a head sent a byte at a time must not
         # cost a search of the whole buffer per byte.
         end = buf.find(b"\r\n\r\n", max(0, self.scanned - 3))

@@ -6,6 +6,7 @@ pool ("pool") and on the event loop ("inline"), since the server runs them eithe
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cheesecellar.httpserver import HttpServer
+from cheesecellar.httpserver import HttpServer, _Connection
 
 LIMIT = 64 * 1024
 BIG = bytes(range(256)) * 2048  # 512 KiB: streamed, not held
@@ -528,3 +529,68 @@ def test_answers_a_client_does_not_read_are_not_piled_up(start: Callable[..., Ru
         for _ in range(count):
             status, _, body = conn.response()
             assert (status, body) == (b"HTTP/1.1 200 OK", MID)
+
+
+class _Recorder(asyncio.Transport):
+    """Stands in for the socket under one connection: keeps what the server writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\r\n\r\nGET /bytes?x HTTP/1.1\r\nX-Test: 1\r\n\r\n",
+        b"POST /bytes?x HTTP/1.1\r\nX-Test: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"3;a=b\r\nabc\r\n0\r\nT: 1\r\n\r\n",
+    ],
+)
+def test_every_split_of_a_request_reads_the_same(raw: bytes) -> None:
+    """The request parsed from every way of cutting its bytes in two, and one byte at a time
+    (the order in which a slow network may hand them over)."""
+    server = HttpServer(app, host="127.0.0.1", inline=lambda environ: True)
+    try:
+        cuts = [[raw[:i], raw[i:]] for i in range(1, len(raw))]
+        answers = set()
+        for pieces in [*cuts, [raw[i : i + 1] for i in range(len(raw))]]:
+            connection = _Connection(server)
+            transport = _Recorder()
+            connection.connection_made(transport)
+            for piece in pieces:
+                connection.data_received(piece)
+            head, _, body = transport.written.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n"), (pieces, head)
+            answers.add(body)
+        method = raw.strip().split(b" ")[0].decode()
+        body = b"length=None body=b''" if method == "GET" else b"length=3 body=b'abc'"
+        assert answers == {
+            echoed(method, "", "/bytes", "x") + b"\n" + body + b"\nx-test=1 protocol=HTTP/1.1"
+        }
+    finally:
+        server.close()
