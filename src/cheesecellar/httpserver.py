@@ -514,7 +514,9 @@ class _Connection(asyncio.Protocol):
     def _reply(self, reply: _Reply) -> None:
         """Send *reply*; then the connection waits for the next request, or is closed."""
         if reply.file is not None:
-            self.loop.create_task(self._send_file(reply))
+            task = self.loop.create_task(self._send_file(reply))
+            self.server.sending.add(task)  # the loop keeps only a weak reference to a task
+            task.add_done_callback(self.server.sending.discard)
             return
         self._done()
         if self.state == "closed" or self.transport is None:
@@ -619,6 +621,7 @@ class HttpServer:
         self.pool = ThreadPoolExecutor(threads, thread_name_prefix="cheesecellar-http")
         self.connections: set[_Connection] = set()
         self.running: set[asyncio.Future[_Reply]] = set()  # requests in the app
+        self.sending: set[asyncio.Task[None]] = set()  # files being sent
         self._servers: list[asyncio.AbstractServer] = []
 
     @property
