@@ -594,3 +594,23 @@ def test_every_split_of_a_request_reads_the_same(raw: bytes) -> None:
         }
     finally:
         server.close()
+
+
+def test_a_slow_download_holds_up_nobody(start: Callable[..., Running], tmp_path: Path) -> None:
+    """A file goes out from the event loop: a client that reads none of a large one keeps
+    no thread, and the one thread serves everyone else."""
+    data = bytes(range(256)) * 40000  # 10 MB: more than the socket buffers hold
+    (tmp_path / "big.bin").write_bytes(data)
+    server = start(threads=1)
+    with server.connect() as stuck:
+        stuck.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        stuck.send(f"GET /file{tmp_path}/big.bin HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        for n in range(3):
+            status, _, body = server.exchange(f"POST /other/{n} HTTP/1.1\r\n\r\n".encode())
+            assert (status, body.split(b"\n")[0]) == (
+                b"HTTP/1.1 200 OK",
+                echoed("POST", "", f"/other/{n}"),
+            )
+        status, headers, body = stuck.response()
+    assert (status, headers["content-length"]) == (b"HTTP/1.1 200 OK", str(len(data)))
+    assert body == data
