@@ -443,10 +443,10 @@ def _serve(args: argparse.Namespace) -> int:
             )
         from .httpserver import HttpServer
 
-        if sockets is None:
-            sockets = listening_sockets(config.host, config.port, 1)
         return HttpServer(
             app,
+            host=config.host,
+            port=config.port,
             sockets=sockets,
             threads=args.threads,
             url_prefix=prefix,

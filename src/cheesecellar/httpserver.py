@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import unquote_to_bytes
 
+from .workers import listening_sockets
+
 log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -605,12 +607,7 @@ class HttpServer:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self.app = app
-        if sockets is None:
-            from .workers import listening_sockets
-
-            sockets = listening_sockets(host, port, 1)
-        self.sockets = sockets
-        self.threads = threads
+        self.sockets = sockets if sockets is not None else listening_sockets(host, port, 1)
         self.url_prefix = url_prefix.rstrip("/")
         self.max_request_body_size = max_request_body_size
         self.idle_timeout = idle_timeout
@@ -818,9 +815,8 @@ class HttpServer:
     def _file_reply(
         self, request: _Request, started: list[Any], wrapper: FileWrapper
     ) -> _Reply | None:
-        if not started or not self._has_body(request, started):
-            return None
-        if not callable(getattr(wrapper.filelike, "read", None)):
+        # start() has answered a HEAD or a 304 already, without looking at the body.
+        if not started or not callable(getattr(wrapper.filelike, "read", None)):
             return None
         head, keep_alive, length = self._head(request, started, None)
         if length is None:
