@@ -55,6 +55,7 @@ PROJECTS_DOC = "index/_projects.json"
 CHUNK = 1024 * 1024
 _READ_WHOLE = 16 * 1024 * 1024
 _CAS_ATTEMPTS = 40
+_UNREAD = object()  # update_project: the caller has not read the manifest
 # Records of recently read projects kept per process, ~600 bytes each (~18 MB in all). A page
 # kept in the page cache is sent without its records, so they are needed only to render a
 # page, for a download or a .metadata file: a project dropped from here costs one manifest
@@ -109,11 +110,14 @@ def stored_sha256(storage: Storage, key: str) -> str:
         return _hash_stream(stream)[0]
 
 
-def read_small(path: str | Path) -> tuple[bytes | None, str, int, int]:
-    """(the bytes when small enough to read whole, sha256, size, link count) of a file."""
+def read_small(
+    path: str | Path, *, dir_fd: int | None = None
+) -> tuple[bytes | None, str, int, int]:
+    """(the bytes when small enough to read whole, sha256, size, link count) of a file;
+    *path* is relative to the directory open as *dir_fd* if given."""
     # Small files (most distributions) are read whole, with plain os calls: one read serves
     # the hash and the metadata, and discovering 100,000 files costs a few syscalls each.
-    fd = os.open(path, os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY, dir_fd=dir_fd)
     try:
         st = os.fstat(fd)
         size = st.st_size
@@ -338,19 +342,37 @@ class Catalog:
     # -- writes ----------------------------------------------------------------------------
 
     def update_project(
-        self, normalized: str, name: str, change: Callable[[Project], Project | None]
+        self,
+        normalized: str,
+        name: str,
+        change: Callable[[Project], Project | None],
+        *,
+        read: Project | None | object = _UNREAD,
     ) -> Project:
-        """Compare-and-swap the project's manifest; *change* returns None to leave it alone."""
+        """Compare-and-swap the project's manifest; *change* returns None to leave it alone.
+
+        *read*: the manifest as the caller has just read it (None when there was none), to
+        try first instead of reading it again; if it is stale, the swap fails and is retried.
+        """
         key = manifest_key(normalized)
         for attempt in range(_CAS_ATTEMPTS):
-            got = self.storage.read_doc(key)
-            current = project_from_json(normalized, *got) if got else Project(normalized, name)
+            trusted = attempt > 0 or read is _UNREAD
+            expected: str | None
+            if not trusted:
+                current = read if isinstance(read, Project) else Project(normalized, name)
+                expected = read.version if isinstance(read, Project) else None
+            else:
+                got = self.storage.read_doc(key)
+                current = project_from_json(normalized, *got) if got else Project(normalized, name)
+                expected = got[1] if got else None
             changed = change(current)
             if changed is None:
+                if not trusted:
+                    continue  # nothing to do by the caller's copy: check the stored one
                 return current
             try:
                 version = self.storage.write_doc(
-                    key, project_to_json(changed), expect_version=got[1] if got else None
+                    key, project_to_json(changed), expect_version=expected
                 )
             except Conflict:
                 time.sleep(random.uniform(0, 0.005 * (attempt + 1)))

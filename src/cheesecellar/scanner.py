@@ -61,6 +61,8 @@ class Scanner:
         self._recorded = 0  # files recorded (new or replaced) since this scanner started
         self._unread = False  # records whose metadata is still to read: see _read_metadata
         self._path_strings: dict[DirKey, str] = {}
+        self._dir_fds: dict[DirKey, int] = {}  # open while files found are recorded
+        self._manifests: set[str] | None = None  # while starting: the projects with one
 
     def _dir_path(self, key: DirKey) -> Path:
         root = self.catalog.roots[key[0]]
@@ -72,6 +74,13 @@ class Scanner:
         if path is None:
             path = self._path_strings[key] = str(self._dir_path(key))
         return path
+
+    def _dir_fd(self, key: DirKey) -> int:
+        # Files are opened relative to their directory: no path to join and walk per file.
+        fd = self._dir_fds.get(key)
+        if fd is None:
+            fd = self._dir_fds[key] = os.open(self._dir_str(key), os.O_RDONLY | os.O_DIRECTORY)
+        return fd
 
     def start(self, progress: Progress | None = None, *, jobs: int = 1) -> int:
         """Load what is recorded, then walk every directory once; returns files recorded.
@@ -96,7 +105,13 @@ class Scanner:
                 self.catalog.write_project_names(unlisted)
             for index in range(len(self.catalog.roots)):
                 self._mtimes.setdefault((index, ""), (None, None))
-            recorded = self._refresh_locked(progress, jobs)
+            # A project without a manifest now is not read before its first files are
+            # recorded: if one appears meanwhile, the manifest's compare-and-swap finds it.
+            self._manifests = set(names) | listed
+            try:
+                recorded = self._refresh_locked(progress, jobs)
+            finally:
+                self._manifests = None
             self._unread = self._unread or recorded > 0
             return recorded
 
@@ -188,9 +203,14 @@ class Scanner:
         # Many files found at once (a first start, a reindex): sync the disk and write the
         # project list once at the end, not once per document. A few files copied in by hand
         # are recorded one durable write at a time, without a system-wide sync in a request.
-        with self.catalog.batch() if total > _BATCH_FROM else contextlib.nullcontext():
-            for items in by_project.values():
-                done = self._adopt(items, done, total, progress)
+        try:
+            with self.catalog.batch() if total > _BATCH_FROM else contextlib.nullcontext():
+                for items in by_project.values():
+                    done = self._adopt(items, done, total, progress)
+        finally:
+            for fd in self._dir_fds.values():
+                os.close(fd)
+            self._dir_fds.clear()
 
     def _adopt_forked(self, found: list[Found], progress: Progress | None, jobs: int) -> None:
         """Share the files out among forked processes, which record them as any concurrent
@@ -352,7 +372,12 @@ class Scanner:
 
         Only the bytes are hashed: the metadata is read when first needed (Catalog.complete).
         """
-        project = self.catalog.project(items[0][2].project)
+        normalized = items[0][2].project
+        project = (
+            self.catalog.project(normalized)
+            if self._manifests is None or normalized in self._manifests
+            else None
+        )
         records: list[FileRecord] = []
         uploaded = utc_now()
         for key, name, dist, inode in items:
@@ -373,7 +398,7 @@ class Scanner:
             if listed is not None and listed.inode in (None, inode):
                 continue  # recorded meanwhile, by this or another process
             try:
-                _, sha256, size, links = read_small(os.path.join(self._dir_str(key), name))
+                _, sha256, size, links = read_small(name, dir_fd=self._dir_fd(key))
             except FileNotFoundError:
                 self._files[key].pop(name, None)
                 continue
@@ -422,7 +447,7 @@ class Scanner:
                 return replace(current, files=(*kept, *new))
 
             try:
-                self.catalog.update_project(first.project, first.name, add)
+                self.catalog.update_project(first.project, first.name, add, read=project)
             except CheesecellarError as exc:
                 # A full disk must not break reads: leave these files for the next rescan.
                 log.error("cannot record %d file(s) of %s: %s", len(records), first.project, exc)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from packaging.version import InvalidVersion, Version
 
+from cheesecellar import distributions
 from cheesecellar.distributions import (
     Distribution,
     check_upload_filename,
@@ -115,6 +117,9 @@ def test_parse_sdist_filename(filename: str, name: str, version: str, extension:
         # Ours: "1.2.3" is the first suffix that is a PEP 440 version, so the name keeps
         # "-34_V1X". pypiserver's regex gave ("ABC12", "34_V1X-1.2.3") instead.
         ("ABC12-34_V1X-1.2.3.zip", "ABC12-34_V1X", "1.2.3"),
+        # A version may start with "v" or an epoch.
+        ("demo-pkg-v2.0.tar.gz", "demo-pkg", "v2.0"),
+        ("demo-pkg-2!1.0.tar.gz", "demo-pkg", "2!1.0"),
     ],
 )
 def test_legacy_sdist_heuristic(filename: str, name: str, version: str) -> None:
@@ -270,3 +275,18 @@ def test_huge_numeric_versions_are_refused_not_crashing(filename: str, version: 
     # packaging >= 26.3 raises ValueError (int digit limit) rather than InvalidVersion here.
     with pytest.raises(InvalidFilename):
         check_upload_filename(filename, "demo-pkg", version)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1.0", " 1.0", "\t1.0 ", "v1", "V1.0", "v 1", "va1", "1.0-1", "1!2.0", "x1", "", "-1",
+     ".1", "1.0.dev-20110405", "\u0661.0", "\uff11.0", "1" * 5000],
+)  # fmt: skip
+def test_canonical_version_agrees_with_packaging(text: str) -> None:
+    """The quick refusal before parsing (a version starts with a digit, after blanks and a
+    "v") never refuses what packaging accepts."""
+    try:
+        expected: str | None = str(Version(text))
+    except (InvalidVersion, ValueError):
+        expected = None
+    assert distributions._canonical_version(text) == expected

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cheesecellar import scanner as scanner_module
-from cheesecellar.catalog import Catalog
+from cheesecellar.catalog import Catalog, Upload
 from cheesecellar.distributions import normalize_name as normalize
 from cheesecellar.errors import InsufficientStorage
 from cheesecellar.scanner import Scanner
@@ -314,3 +314,48 @@ def test_a_request_during_a_rescan_waits_for_the_files_it_records(
     project = scanner.catalog.project("delta")
     assert project is not None
     assert "delta-3.0-py3-none-any.whl" in {r.filename for r in project.files}
+
+
+@pytest.mark.parametrize("recorded_before", [False, True], ids=["new-project", "known-project"])
+def test_an_upload_recorded_while_discovery_hashes_its_project_is_kept(
+    tmp_path: Path,
+    make_wheel: WheelFactory,
+    make_sdist: SdistFactory,
+    recorded_before: bool,
+) -> None:
+    """Discovery writes a project's manifest from what it read (or, for a project that had
+    none at start, without reading it again): an upload another process records in between
+    makes that write fail its compare-and-swap, and the files of both end up listed."""
+    root = tmp_path / "root"
+    root.mkdir()
+    if recorded_before:
+        shutil.copy(make_sdist("delta", "0.9").path, root / "delta-0.9.tar.gz")
+        assert _discover(root, jobs=1)[0] == 1
+    for dist in (make_wheel("delta", "1.0"), make_sdist("delta", "1.0")):
+        shutil.copy(dist.path, root / dist.filename)
+    other = Catalog(FileStorage(root), [root])  # another process of the same index
+    uploaded = make_wheel("delta", "3.0")
+
+    def upload_once(done: int, total: int, name: str) -> None:
+        if done == 0 and name:
+            with uploaded.path.open("rb") as stream:
+                upload = Upload(uploaded.filename, "delta", "3.0", stream, {})
+                assert other.upload(upload) is True
+
+    storage = FileStorage(root)
+    scanner = Scanner(Catalog(storage, [root]))
+    assert scanner.start(upload_once, jobs=1) == 2
+
+    project = scanner.catalog.project("delta")
+    assert project is not None
+    expected = {"delta-1.0-py3-none-any.whl", "delta-1.0.tar.gz", "delta-3.0-py3-none-any.whl"}
+    assert {r.filename for r in project.files} == expected | (
+        {"delta-0.9.tar.gz"} if recorded_before else set()
+    )
+    record = project.file("delta-3.0-py3-none-any.whl")
+    assert record is not None and record.sha256 == hashlib.sha256(uploaded.data).hexdigest()
+    assert record.unread is None  # the upload's own record, with its metadata read
+    # The uploaded file is in the directory now, and known by its inode: nothing to record.
+    assert scanner.refresh() == 0
+    names = json.loads((root / ".cheesecellar" / "index" / "_projects.json").read_bytes())
+    assert names == {"delta": "delta"}
