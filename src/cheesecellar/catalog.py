@@ -172,6 +172,10 @@ class Catalog:
         self._names: tuple[str, dict[str, str]] | None = None  # (doc version, normalized->name)
         self._local = threading.local()
 
+    def keep_no_records(self) -> None:
+        """Keep no records once written or read: for a process that only records files."""
+        self._projects = VersionedCache(0, self._projects.weight)
+
     # -- reads -----------------------------------------------------------------------------
 
     def project_version(self, normalized: str) -> str | None:

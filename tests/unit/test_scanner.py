@@ -359,3 +359,36 @@ def test_an_upload_recorded_while_discovery_hashes_its_project_is_kept(
     assert scanner.refresh() == 0
     names = json.loads((root / ".cheesecellar" / "index" / "_projects.json").read_bytes())
     assert names == {"delta": "delta"}
+
+
+def test_listing_keeps_regular_files_and_links_to_them_only(
+    tmp_path: Path, make_wheel: WheelFactory, make_sdist: SdistFactory
+) -> None:
+    """What a directory listing records, by the type of each entry."""
+    root = tmp_path / "root"
+    (root / "odd-1.0-py3-none-any.whl").mkdir(parents=True)  # a folder, however named
+    (root / ".hidden").mkdir()
+    inside = make_wheel("inside", "1.0")
+    shutil.copy(inside.path, root / "odd-1.0-py3-none-any.whl" / inside.filename)
+    hidden = make_wheel("hidden", "1.0")
+    shutil.copy(hidden.path, root / ".hidden" / hidden.filename)
+    plain = make_sdist("plain", "1.0")
+    shutil.copy(plain.path, root / plain.filename)
+    shutil.copy(plain.path, root / ".plain-2.0.tar.gz")  # a dot-file
+    (root / "README.txt").write_text("not a distribution\n")
+    os.mkfifo(root / "fifo-1.0.tar.gz")  # opening it would block
+    (root / "folder-1.0.tar.gz").symlink_to(root / "odd-1.0-py3-none-any.whl")
+    (root / "linked-1.0.tar.gz").symlink_to(root / plain.filename)
+
+    found, _, scanner = _discover(root, jobs=1)
+
+    assert found == 3
+    catalog = scanner.catalog
+    assert catalog.project_names()[1] == {"inside": "inside", "linked": "linked", "plain": "plain"}
+    record = catalog.locate(inside.filename)
+    assert record is not None
+    assert record[1].path == f"odd-1.0-py3-none-any.whl/{inside.filename}"
+    linked = catalog.locate("linked-1.0.tar.gz")
+    assert linked is not None
+    assert linked[1].sha256 == hashlib.sha256(plain.data).hexdigest()
+    assert scanner.refresh() == 0
