@@ -350,9 +350,10 @@ class Scanner:
                     self._mtimes[sub] = (None, None)
                     found.extend(self._list(sub))
                 continue
-            elif not name.lower().endswith(_SUFFIXES) or (
-                linked := self._link_inode(key, entry)
-            ) is None:
+            elif (
+                not name.lower().endswith(_SUFFIXES)
+                or (linked := self._link_inode(key, entry)) is None
+            ):
                 continue
             else:
                 inode = linked
