@@ -314,26 +314,30 @@ class Scanner:
             settled = now - mtime > _SETTLE_NS
             self._mtimes[key] = (mtime, None if settled else mtime + _SETTLE_NS)
         known = self._files.setdefault(key, {})
-        on_disk: set[str] = set()
+        on_disk: list[str] = []
         found: list[Found] = []
+        still_there = 0
         if entries is not None:
             # Read as it goes, not as a list: 100,000 entries held at once are ~30 MB.
             with contextlib.closing(entries):
-                self._sort_entries(key, entries, on_disk, found)
-        for name in set(known) - on_disk:
-            self._forget(key, name)
+                still_there = self._sort_entries(key, entries, on_disk, found)
+        if still_there < len(known):  # some known file is gone (a set of 100,000 names is not
+            for name in set(known).difference(on_disk):  # made for nothing on every listing)
+                self._forget(key, name)
         return found
 
     def _sort_entries(
         self,
         key: DirKey,
         entries: Iterator[os.DirEntry[str]],
-        on_disk: set[str],
+        on_disk: list[str],
         found: list[Found],
-    ) -> None:
+    ) -> int:
         """Add every distribution file's name in *entries* to *on_disk*, the new or replaced
-        ones to *found*, with those of subdirectories not listed before."""
+        ones to *found*, with those of subdirectories not listed before; returns how many of
+        the files known before are among them."""
         known = self._files[key]
+        still_there = 0
         for entry in entries:
             # This loop runs over every file of a changed directory: the common case, a
             # regular file, costs as few calls as can be (the type comes with the listing).
@@ -357,11 +361,14 @@ class Scanner:
                 continue
             else:
                 inode = linked
-            on_disk.add(name)
+            on_disk.append(name)
             recorded = known.get(name, -1)
-            if recorded is None or recorded == inode:
-                continue  # known and unchanged
+            if recorded != -1:  # known (never -1: see _apply)
+                still_there += 1
+                if recorded is None or recorded == inode:
+                    continue  # and unchanged
             found.append((key, name, inode))
+        return still_there
 
     def _link_inode(self, key: DirKey, entry: os.DirEntry[str]) -> int | None:
         """The inode a link to a regular file in the root points at; None for anything else
@@ -497,7 +504,7 @@ class Scanner:
             dist = parse_filename(name)
         except BadRequest:
             return
-        if os.path.exists(self._dir_path(key) / name):
+        if os.path.isfile(self._dir_path(key) / name):  # back meanwhile (a folder is not)
             return
 
         def drop(project: Project) -> Project | None:

@@ -392,3 +392,33 @@ def test_listing_keeps_regular_files_and_links_to_them_only(
     assert linked is not None
     assert linked[1].sha256 == hashlib.sha256(plain.data).hexdigest()
     assert scanner.refresh() == 0
+
+
+def test_files_gone_by_hand_are_forgotten_when_others_arrive(
+    tmp_path: Path,
+    make_wheel: WheelFactory,
+    make_sdist: SdistFactory,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scanner_module, "_SETTLE_NS", -1)  # every mtime is trusted at once
+    root = tmp_path / "root"
+    root.mkdir()
+    kept, removed, replaced = (
+        make_sdist("kept", "1.0"),
+        make_sdist("removed", "1.0"),
+        make_wheel("replaced", "1.0"),
+    )
+    for dist in (kept, removed, replaced):
+        shutil.copy(dist.path, root / dist.filename)
+    found, _, scanner = _discover(root, jobs=1)
+    assert found == 3
+    os.unlink(root / removed.filename)
+    os.unlink(root / replaced.filename)
+    (root / replaced.filename).mkdir()  # the same name, now a folder
+    added = make_sdist("added", "1.0")
+    shutil.copy(added.path, root / added.filename)
+
+    assert scanner.refresh() == 1
+    assert scanner.catalog.project_names()[1] == {"added": "added", "kept": "kept"}
+    assert scanner.catalog.locate(removed.filename) is None
+    assert scanner.catalog.locate(replaced.filename) is None
