@@ -379,7 +379,8 @@ class Catalog:
                     key, project_to_json(changed), expect_version=expected
                 )
             except Conflict:
-                time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
+                if trusted:  # another writer got there first: let it finish
+                    time.sleep(random.uniform(0, 0.005 * (attempt + 1)))
                 continue
             changed = replace(changed, version=version)
             self._projects.put(normalized, version, changed)

@@ -321,8 +321,10 @@ class Scanner:
             # Read as it goes, not as a list: 100,000 entries held at once are ~30 MB.
             with contextlib.closing(entries):
                 still_there = self._sort_entries(key, entries, on_disk, found)
-        if still_there < len(known):  # some known file is gone (a set of 100,000 names is not
-            for name in set(known).difference(on_disk):  # made for nothing on every listing)
+        # Known files gone are looked for only when fewer are still there than are known: a
+        # set of every name (100,000 of them) is not made on every listing for nothing.
+        if still_there < len(known):
+            for name in set(known).difference(on_disk):
                 self._forget(key, name)
         return found
 
