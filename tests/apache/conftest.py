@@ -12,6 +12,7 @@ from collections.abc import Callable, Generator, Iterator
 import pytest
 
 from ..loopback import free_port
+from ..needs import unavailable
 from .harness import (
     AS_ROOT,
     CHECKOUT,
@@ -42,10 +43,10 @@ def apache2() -> str:
         if not ok
     ]
     if missing:
-        why = "missing: " + ", ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(f"{why}; CI must install apache2 libapache2-mod-wsgi-py3 apache2-utils")
-        pytest.skip(why)
+        unavailable(
+            "missing: " + ", ".join(missing) + " (apt-get install apache2"
+            " libapache2-mod-wsgi-py3 apache2-utils python3-venv)"
+        )
     assert found is not None
     return found
 

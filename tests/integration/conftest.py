@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..needs import require_tool
 from .servers import (
     Server,
     ServerFactory,
@@ -26,7 +27,6 @@ from .support import (
     Venv,
     make_venv,
     pip_env,
-    require_tool,
     run,
     twine_available,
     uv_command,

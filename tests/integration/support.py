@@ -39,19 +39,6 @@ CLIENT_TIMEOUT = 300.0
 # --------------------------------------------------------------------------- tools
 
 
-def on_ci() -> bool:
-    return bool(os.environ.get("CI"))
-
-
-def require_tool(found: bool, what: str) -> None:
-    """Skip on a developer machine that lacks a tool; in CI a missing tool is a failure."""
-    if found:
-        return
-    if on_ci():
-        pytest.fail(f"{what} is required in CI (the CI environment variable is set)")
-    pytest.skip(f"{what} is not installed on this machine")
-
-
 def venv_python(venv: Path) -> Path:
     return venv / "bin" / "python"
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from ..needs import require_tool
 from .servers import (
     Server,
     ServerFactory,
@@ -25,7 +26,6 @@ from .support import (
     Builder,
     Dist,
     TwineUpload,
-    require_tool,
     snapshot,
 )
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -12,10 +11,6 @@ STATE = ".cheesecellar"
 USER = "robust"
 PASSWORD = "c0rrect-Horse"
 OPEN = {"password_file": ".", "authenticate": "."}  # pypiserver's "-P . -a .": no logins
-
-
-def on_ci() -> bool:
-    return bool(os.environ.get("CI"))
 
 
 def sha256(data: bytes) -> str:

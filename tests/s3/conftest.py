@@ -14,13 +14,13 @@ import pytest
 
 from cheesecellar.storage import FileStorage, Storage
 
+from ..needs import require_tool
 from .support import (
     Cluster,
     Store,
     aws_env,
     boto_client,
     find_binary,
-    require_tool,
     s3_storage,
     start_rclone,
     start_weed,

@@ -42,15 +42,6 @@ STOP_TIMEOUT = 15.0
 _ZIP_DATE = (2024, 1, 2, 3, 4, 6)
 
 
-def require_tool(found: bool, what: str) -> None:
-    """Skip on a developer machine that lacks a tool; in CI a missing tool is a failure."""
-    if found:
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{what} is required in CI (the CI environment variable is set)")
-    pytest.skip(f"{what} is not installed on this machine")
-
-
 def find_binary(name: str) -> str | None:
     """A console binary installed into this venv (by a wheel), else one on PATH."""
     beside = Path(sys.executable).parent / name
