@@ -42,8 +42,8 @@ class Distribution:
     @property
     def project(self) -> str:
         """The normalized project name (PEP 503)."""
-        # Cached per name, not per instance: functools.cached_property takes a lock on
-        # every read (Python 3.11), which shows when 100,000 files are found at once.
+        # Cached per name, not per instance: functools.cached_property takes a lock the first
+        # time each instance reads it (Python 3.11), which shows over 100,000 files found.
         return _normalize_filename_name(self.name)
 
     @functools.cached_property
