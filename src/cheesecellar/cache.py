@@ -24,7 +24,7 @@ class VersionedCache(Generic[K, V]):
 
     def __init__(self, budget: int, weight: Callable[[V], int]) -> None:
         self.budget = budget
-        self.weight = weight
+        self._weight = weight
         self._lock = threading.Lock()
         self._entries: dict[K, tuple[str, V, int]] = {}  # key -> (version, value, weight)
         self._keys: list[K] = []  # the same keys, for picking one at random
@@ -43,7 +43,7 @@ class VersionedCache(Generic[K, V]):
         return hit[1] if hit is not None and hit[0] == version else None
 
     def put(self, key: K, version: str, value: V) -> None:
-        weight = self.weight(value)
+        weight = self._weight(value)
         with self._lock:
             self._drop(key)
             while self._keys and self._held + weight > self.budget:

@@ -174,7 +174,7 @@ class Catalog:
 
     def keep_no_records(self) -> None:
         """Keep no records once written or read: for a process that only records files."""
-        self._projects = VersionedCache(0, self._projects.weight)
+        self._projects.budget = 0  # the next record kept makes room by dropping the rest
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -92,9 +92,10 @@ class Scanner:
             key.rpartition("/")[2][: -len(".json")]
             for key in self.catalog.storage.list_docs("index")
         } - {"_projects"}
+        known = set(names) | listed
         with self._lock:
             unlisted: dict[str, str | None] = {}
-            for normalized in sorted(set(names) | listed):
+            for normalized in sorted(known):
                 project = self.catalog.project(normalized)
                 for record in project.files if project else ():
                     self._remember(record)
@@ -106,7 +107,7 @@ class Scanner:
                 self._mtimes.setdefault((index, ""), (None, None))
             # A project without a manifest now is not read before its first files are
             # recorded: if one appears meanwhile, the manifest's compare-and-swap finds it.
-            self._manifests = set(names) | listed
+            self._manifests = known
             try:
                 recorded = self._refresh_locked(progress, jobs)
             finally:
